@@ -1,0 +1,54 @@
+"""The one interface every detector model implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from privmask.adapters.detections import Detections, TargetClass
+
+Frame = npt.NDArray[np.uint8]  # (H, W, 3) BGR, as OpenCV and most ONNX exports expect
+
+
+class Detector(Protocol):
+    """A model that finds targets in a BGR frame.
+
+    `detect` returns boxes in the pixel coordinates of the frame it was given, keeping only
+    those that score at least `min_score`. Implementations are not thread-safe; use one per
+    thread.
+    """
+
+    name: str
+    classes: frozenset[TargetClass]
+
+    def detect(self, frame: Frame) -> Detections: ...
+
+
+def letterbox(
+    frame: Frame, size: int, pad_value: int
+) -> tuple[Frame, float]:
+    """Resize `frame` to fit a `size` x `size` square at the top-left corner.
+
+    Returns the padded square and the scale that maps model pixels back to frame pixels.
+    """
+    import cv2
+
+    h, w = frame.shape[:2]
+    scale = min(size / w, size / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    square = np.full((size, size, 3), pad_value, dtype=np.uint8)
+    square[:new_h, :new_w] = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return square, 1.0 / scale
+
+
+def onnx_session(path: str, threads: int = 0):  # type: ignore[no-untyped-def]
+    """An onnxruntime CPU session; `threads=0` lets onnxruntime pick."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

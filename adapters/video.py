@@ -1,0 +1,325 @@
+"""Video files through PyAV: probe, decode, encode, copy audio, verify.
+
+Frames cross this module as PyAV `VideoFrame`s in yuv420p, writable in place, so that masking
+needs no colour conversion and an unchanged frame costs no more than a plain transcode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+MIN_SIDE = 16
+MAX_SIDE = 8192  # 8K; anything larger in a camera export is a corrupt header
+
+
+class VideoError(Exception):
+    """A clip cannot be read or written; the message says why, in words."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What probing a clip found; the type that validation and the pipeline share."""
+
+    path: Path
+    container: str
+    codec: str
+    width: int
+    height: int
+    pixel_format: str
+    frame_rate: Fraction  # average rate; the real timing is in each frame's timestamp
+    time_base: Fraction
+    declared_frames: int  # 0 when the container does not say
+    duration_s: float
+    rotation: int  # degrees counter-clockwise that a player applies on display
+    audio: tuple[AudioInfo, ...] = field(default=())
+
+    @property
+    def estimated_frames(self) -> int:
+        if self.declared_frames:
+            return self.declared_frames
+        return max(1, round(self.duration_s * float(self.frame_rate)))
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How redacted video is encoded. H.264 in yuv420p plays in every ordinary player."""
+
+    codec: str = "libx264"  # or libx265
+    crf: int = 20
+    preset: str = "veryfast"
+    threads: int = 0  # 0: the encoder decides
+
+    def __post_init__(self) -> None:
+        if self.codec not in ("libx264", "libx265"):
+            raise ValueError(f"unsupported encoder {self.codec!r} (use libx264 or libx265)")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be 0..51, got {self.crf}")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise VideoError(f"{path}: no such file")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        return av.open(str(path), "r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: not a readable video container ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def probe(path: Path) -> VideoInfo:
+    """Read a clip's headers and its first frame; raise VideoError if it is unusable."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(f"{path}: contains no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        if ctx.codec is None or not ctx.codec.name:
+            raise VideoError(f"{path}: no decoder for its video codec")
+        width, height = ctx.width, ctx.height
+        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+            raise VideoError(
+                f"{path}: implausible frame size {width}x{height} "
+                f"(supported {MIN_SIDE}..{MAX_SIDE} pixels a side)"
+            )
+        first = _first_frame(container, stream, path)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        duration = _duration(container, stream)
+        audio = tuple(
+            AudioInfo(a.codec_context.name, a.codec_context.sample_rate or 0, a.channels or 0)
+            for a in container.streams.audio
+        )
+        return VideoInfo(
+            path=path,
+            container=container.format.name,
+            codec=ctx.name,
+            width=width,
+            height=height,
+            pixel_format=first.format.name,
+            frame_rate=Fraction(rate),
+            time_base=Fraction(stream.time_base or Fraction(1, 90000)),
+            declared_frames=int(stream.frames or 0),
+            duration_s=duration,
+            rotation=int(round(first.rotation or 0)),
+            audio=audio,
+        )
+
+
+def _first_frame(container, stream, path: Path) -> av.VideoFrame:  # type: ignore[no-untyped-def]
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: video does not decode ({_reason(exc)})") from None
+    raise VideoError(f"{path}: video stream holds no decodable frame")
+
+
+def _duration(container, stream) -> float:  # type: ignore[no-untyped-def]
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def decode_frames(path: Path) -> Iterator[av.VideoFrame]:
+    """Every video frame of a clip as writable yuv420p, in presentation order."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        yield from _checked_decode(container, (stream,), path, lambda packet: None)
+
+
+def _checked_decode(container, streams, path: Path, on_other_packet):  # type: ignore[no-untyped-def]
+    """Demux `container`; decode video packets, hand others to `on_other_packet`."""
+    video = streams[0]
+    try:
+        for packet in container.demux(streams):
+            if packet.stream is not video:
+                if packet.dts is not None:
+                    on_other_packet(packet)
+                continue
+            for frame in packet.decode():
+                yield as_yuv420p(frame)
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: decoding failed ({_reason(exc)})") from None
+
+
+def as_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
+    if frame.format.name == "yuv420p":
+        frame.make_writable()
+        return frame
+    converted = frame.reformat(format="yuv420p")
+    converted.pts, converted.time_base = frame.pts, frame.time_base
+    return converted
+
+
+def planes(frame: av.VideoFrame) -> tuple[npt.NDArray[np.uint8], ...]:
+    """Writable Y, U, V views into a yuv420p frame (no copy)."""
+    views = []
+    for plane in frame.planes:
+        flat = np.frombuffer(plane, dtype=np.uint8)
+        views.append(flat.reshape(plane.height, plane.line_size)[:, : plane.width])
+    return tuple(views)
+
+
+def to_bgr(frame: av.VideoFrame, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """A BGR copy of `frame` scaled to width x height (one swscale call)."""
+    return frame.reformat(width=width, height=height, format="bgr24").to_ndarray()
+
+
+class Transcoder:
+    """Decode one clip and re-encode its video frame by frame, copying its audio.
+
+    `frames()` yields each decoded frame; the caller may change it in place, then must
+    pass it to `write()`. Audio packets are copied as they are demuxed, or re-encoded to
+    AAC where the output container cannot hold the source codec.
+    """
+
+    def __init__(self, source: Path, target: Path, settings: EncoderSettings, info: VideoInfo):
+        self.source, self.target, self.info = source, target, info
+        self._input = _open(source)
+        try:
+            self._output = av.open(str(target), "w")
+        except (av.error.FFmpegError, ValueError) as exc:
+            self._input.close()
+            raise VideoError(f"{target}: cannot write this container ({_reason(exc)})") from None
+        self._video_in = self._input.streams.video[0]
+        self._video_in.thread_type = "AUTO"
+        self._video_out = self._add_video_stream(settings)
+        self._audio = [_AudioPass(s, self._output) for s in self._input.streams.audio]
+        self.frames_written = 0
+        self._last_pts: int | None = None
+
+    def _add_video_stream(self, settings: EncoderSettings):  # type: ignore[no-untyped-def]
+        rate = self.info.frame_rate
+        stream = self._output.add_stream(settings.codec, rate=rate)
+        stream.width, stream.height = self.info.width, self.info.height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self._video_in.time_base
+        stream.codec_context.time_base = self._video_in.time_base
+        options = {"crf": str(settings.crf), "preset": settings.preset}
+        if settings.codec == "libx265":
+            options["x265-params"] = "log-level=error"
+            stream.codec_tag = "hvc1"  # what Apple players need to open HEVC in MP4
+        stream.options = options
+        if settings.threads:
+            stream.codec_context.thread_count = settings.threads
+        if self.info.rotation:
+            stream.set_display_rotation(self.info.rotation)
+        return stream
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        streams = (self._video_in, *[a.source for a in self._audio])
+        by_stream = {a.source.index: a for a in self._audio}
+        yield from _checked_decode(
+            self._input, streams, self.source, lambda p: by_stream[p.stream.index].push(p)
+        )
+
+    def write(self, frame: av.VideoFrame) -> None:
+        frame.pts = self._next_pts(frame.pts)
+        frame.time_base = self._video_in.time_base
+        for packet in self._video_out.encode(frame):
+            self._output.mux(packet)
+        self.frames_written += 1
+
+    def _next_pts(self, pts: int | None) -> int:
+        """Keep source timestamps (variable rate included); invent them only where missing."""
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            step = max(1, round(1 / (self.info.frame_rate * self.info.time_base)))
+            pts = 0 if self._last_pts is None else self._last_pts + step
+        self._last_pts = pts
+        return pts
+
+    def finish(self) -> None:
+        for packet in self._video_out.encode(None):
+            self._output.mux(packet)
+        for audio in self._audio:
+            audio.flush()
+        self.close()
+
+    def close(self) -> None:
+        self._output.close()
+        self._input.close()
+
+
+class _AudioPass:
+    """One audio stream, copied packet by packet, or re-encoded to AAC if it must be."""
+
+    def __init__(self, source, output) -> None:  # type: ignore[no-untyped-def]
+        self.source, self._output = source, output
+        codec = source.codec_context.name
+        self._copy = codec in output.supported_codecs
+        if self._copy:
+            self.target = output.add_stream_from_template(source)
+        else:
+            rate = source.codec_context.sample_rate or 48000
+            self.target = output.add_stream("aac", rate=rate)
+            self.target.layout = source.codec_context.layout.name or "mono"
+            self._resampler = av.AudioResampler(format="fltp", layout=self.target.layout, rate=rate)
+
+    def push(self, packet) -> None:  # type: ignore[no-untyped-def]
+        if self._copy:
+            packet.stream = self.target
+            self._output.mux(packet)
+            return
+        for frame in packet.decode():
+            self._encode(frame)
+
+    def _encode(self, frame) -> None:  # type: ignore[no-untyped-def]
+        for resampled in self._resampler.resample(frame):
+            for out in self.target.encode(resampled):
+                self._output.mux(out)
+
+    def flush(self) -> None:
+        if self._copy:
+            return
+        self._encode(None)
+        for out in self.target.encode(None):
+            self._output.mux(out)
+
+
+def count_frames(path: Path) -> tuple[int, float]:
+    """Decode every frame; return (frame count, time of the last frame in seconds)."""
+    count, last_time = 0, 0.0
+    for frame in decode_frames(path):
+        count += 1
+        if frame.time is not None:
+            last_time = frame.time
+    return count, last_time
+
+
+def verify_output(path: Path, expected_frames: int, expected_duration: float) -> VideoInfo:
+    """Check a written clip decodes fully, with the expected frame count and duration."""
+    info = probe(path)
+    frames, _ = count_frames(path)
+    if frames != expected_frames:
+        raise VideoError(f"{path}: output has {frames} frames, expected {expected_frames}")
+    tolerance = max(0.5, 2 / float(info.frame_rate or 1))
+    if expected_duration and not math.isclose(info.duration_s, expected_duration, abs_tol=tolerance):
+        raise VideoError(
+            f"{path}: output lasts {info.duration_s:.2f} s, expected {expected_duration:.2f} s"
+        )
+    return info

@@ -1,0 +1,2 @@
+"""privmask.daemon"""
+__version__ = "0.1.0"

@@ -1,0 +1,75 @@
+"""The JSON report of one redaction: every track, and totals a reviewer checks first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from privmask.daemon import __version__
+from privmask.rules.plan import RedactionPlan
+
+if TYPE_CHECKING:
+    from privmask.daemon.pipeline import Redaction
+
+
+def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
+    last_frame = redaction.frames - 1
+    tracks = []
+    for track in redaction.tracks:
+        tracks.append(
+            {
+                "id": track.track_id,
+                "class": track.target.label,
+                "first_frame": track.frames[0],
+                "last_frame": track.frames[-1],
+                "masked_from": max(0, track.frames[0] - redaction.settings.lead),
+                "masked_to": min(last_frame, track.frames[-1] + redaction.settings.tail),
+                "sightings": len(track.frames),
+                "max_score": round(max(track.scores), 3),
+                # the detected boxes only; frames between them are interpolated
+                "boxes": [
+                    [frame, *(round(float(v), 1) for v in box)]
+                    for frame, box in zip(track.frames, track.boxes)
+                ],
+            }
+        )
+    counts = Counter(track.target.label for track in redaction.tracks)
+    source, output = redaction.source, redaction.output
+    return {
+        "privmask_version": __version__,
+        "input": _video(source),
+        "output": _video(output),
+        "plan": {
+            "targets": [
+                {**asdict(t), "style": t.style.value, "shape": t.shape.value} for t in plan.targets
+            ],
+            "regions": [{"name": r.name, "points": r.points, "relative": r.relative} for r in plan.regions],
+            "region_style": plan.region_style.value,
+            "detect_every": plan.detect_every,
+            "hold_seconds": plan.hold_seconds,
+            "fill_seconds": plan.fill_seconds,
+        },
+        "models": [{"name": name, "sha256": digest} for name, digest in redaction.models],
+        "tracks": tracks,
+        "totals": {
+            "frames": redaction.frames,
+            "tracks": len(tracks),
+            "tracks_by_class": dict(sorted(counts.items())),
+            "masked_area_mean": round(redaction.masked_area, 4),
+        },
+    }
+
+
+def _video(info) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return {
+        "file": info.path.name,
+        "container": info.container,
+        "codec": info.codec,
+        "width": info.width,
+        "height": info.height,
+        "frame_rate": round(float(info.frame_rate), 3),
+        "duration_s": round(info.duration_s, 3),
+        "rotation": info.rotation,
+        "audio": [asdict(a) for a in info.audio],
+    }
