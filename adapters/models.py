@@ -178,15 +178,23 @@ def import_file(source: Path, dest_dir: Path | None = None) -> tuple[ModelSpec, 
     return spec, _install(source, spec, target_dir)
 
 
-def fetch(name: str, dest_dir: Path | None = None, timeout: float = 60.0) -> Path:
-    """Download model `name` from its pinned sources, verify it, and store it."""
+def fetch(
+    name: str, dest_dir: Path | None = None, mirror: str | None = None, timeout: float = 60.0
+) -> Path:
+    """Download model `name`, verify it against its pinned hash, and store it.
+
+    `mirror` (or `$PRIVMASK_MODEL_MIRROR`) is a site's own base URL holding the files under
+    their registry file names; when set, it is used instead of the public sources.
+    """
     spec = spec_for(name)
     target_dir = dest_dir or store_dir()
     existing = find(spec, [target_dir])
     if existing is not None:
         return existing
+    mirror = mirror or os.environ.get("PRIVMASK_MODEL_MIRROR")
+    urls = [f"{mirror.rstrip('/')}/{spec.filename}"] if mirror else list(spec.urls)
     errors = []
-    for url in spec.urls:
+    for url in urls:
         with tempfile.TemporaryDirectory() as scratch:
             download = Path(scratch) / spec.filename
             try:

