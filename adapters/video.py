@@ -325,7 +325,9 @@ def verify_output(path: Path, expected_frames: int, expected_duration: float) ->
     if frames != expected_frames:
         raise VideoError(f"{path}: output has {frames} frames, expected {expected_frames}")
     tolerance = max(0.5, 2 / float(info.frame_rate or 1))
-    if expected_duration and not math.isclose(info.duration_s, expected_duration, abs_tol=tolerance):
+    if expected_duration and not math.isclose(
+        info.duration_s, expected_duration, abs_tol=tolerance
+    ):
         raise VideoError(
             f"{path}: output lasts {info.duration_s:.2f} s, expected {expected_duration:.2f} s"
         )

@@ -135,7 +135,9 @@ def plan_from_args(args: argparse.Namespace) -> RedactionPlan:
         )
         for name in names
     )
-    regions = tuple(Region.parse(text, name=f"region {i + 1}") for i, text in enumerate(args.region))
+    regions = tuple(
+        Region.parse(text, name=f"region {i + 1}") for i, text in enumerate(args.region)
+    )
     if not targets and not regions:
         raise PlanError("nothing to mask: --detect none needs at least one --region")
     return RedactionPlan(

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
-
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.rules.plan import MaskShape, MaskStyle
 
@@ -138,8 +137,10 @@ class MaskRenderer:
             else:
                 view[inside[: view.shape[0], : view.shape[1]]] = fill
             return
-        styled = _pixelate(view, self.strength) if style is MaskStyle.PIXELATE else _blur(
-            view, self.strength
+        styled = (
+            _pixelate(view, self.strength)
+            if style is MaskStyle.PIXELATE
+            else _blur(view, self.strength)
         )
         if inside is None:
             view[:] = styled
@@ -173,5 +174,7 @@ def _blur(view: Plane, strength: float) -> Plane:
 
 def _ellipse(width: int, height: int) -> npt.NDArray[np.bool_]:
     mask = np.zeros((max(1, height), max(1, width)), dtype=np.uint8)
-    cv2.ellipse(mask, (width // 2, height // 2), (max(1, width // 2), max(1, height // 2)), 0, 0, 360, 1, -1)
+    cv2.ellipse(
+        mask, (width // 2, height // 2), (max(1, width // 2), max(1, height // 2)), 0, 0, 360, 1, -1
+    )
     return mask.astype(bool)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from privmask.adapters import models
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.adapters.detectors import build_detector
@@ -215,9 +214,7 @@ def render(
         raise
     frames = transcoder.frames_written
     if info.declared_frames and frames < info.declared_frames:
-        raise VideoError(
-            f"{source}: truncated: {frames} of {info.declared_frames} frames decode"
-        )
+        raise VideoError(f"{source}: truncated: {frames} of {info.declared_frames} frames decode")
     return frames, masked_total / max(1, frames)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tqdm import tqdm
-
 from privmask.daemon.pipeline import Progress
+from tqdm import tqdm
 
 _LABELS = {"detect": "detecting", "mask": "masking  "}
 

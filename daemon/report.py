@@ -44,7 +44,9 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
             "targets": [
                 {**asdict(t), "style": t.style.value, "shape": t.shape.value} for t in plan.targets
             ],
-            "regions": [{"name": r.name, "points": r.points, "relative": r.relative} for r in plan.regions],
+            "regions": [
+                {"name": r.name, "points": r.points, "relative": r.relative} for r in plan.regions
+            ],
             "region_style": plan.region_style.value,
             "detect_every": plan.detect_every,
             "hold_seconds": plan.hold_seconds,

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-
 from privmask.adapters.detections import Detections, TargetClass, box_iou
 
 Box = npt.NDArray[np.float32]  # (4,) x1, y1, x2, y2
@@ -68,7 +67,10 @@ def link(sightings: Mapping[int, Detections], settings: TrackerSettings) -> list
 
 
 def _link_class(
-    sightings: Mapping[int, Detections], target: TargetClass, settings: TrackerSettings, first_id: int
+    sightings: Mapping[int, Detections],
+    target: TargetClass,
+    settings: TrackerSettings,
+    first_id: int,
 ) -> list[Track]:
     """Greedy association in frame order: predicted box overlap, or a near centre."""
     tracks: list[Track] = []
@@ -80,7 +82,14 @@ def _link_class(
         matched_dets: set[int] = set()
         if active and len(dets):
             predicted = np.stack([t.predict(frame) for t in active])
-            affinity = _affinity(predicted, dets.xyxy, settings.min_iou)
+            # how far a centre may stray, in box sizes: more for young tracks (speed unknown)
+            reach = np.array(
+                [
+                    0.75 + (0.8 if len(t.frames) < 2 else 0.25) * (frame - t.frames[-1])
+                    for t in active
+                ]
+            )
+            affinity = _affinity(predicted, dets.xyxy, settings.min_iou, reach)
             for ti, di in zip(*np.unravel_index(np.argsort(-affinity, axis=None), affinity.shape)):
                 if affinity[ti, di] <= 0:
                     break
@@ -98,11 +107,13 @@ def _link_class(
     return tracks
 
 
-def _affinity(predicted: Box, boxes: Box, min_iou: float) -> npt.NDArray[np.float32]:
+def _affinity(
+    predicted: Box, boxes: Box, min_iou: float, reach: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float32]:
     """IoU where boxes overlap enough; otherwise a small score for a close centre.
 
     Small, fast targets seen on every other frame may not overlap their prediction at all,
-    so a centre within half the box size of the prediction also counts.
+    so a centre within `reach` box sizes of the prediction also counts.
     """
     iou = box_iou(predicted, boxes)
     centre_p = (predicted[:, :2] + predicted[:, 2:]) / 2
@@ -112,8 +123,9 @@ def _affinity(predicted: Box, boxes: Box, min_iou: float) -> npt.NDArray[np.floa
     distance = np.linalg.norm(centre_p[:, None] - centre_d[None], axis=2)
     scale = np.maximum(size_p[:, None], size_d[None])
     ratio = np.minimum(size_p[:, None], size_d[None]) / np.maximum(scale, 1e-6)
-    near = (distance < 0.75 * scale) & (ratio > 0.5)
-    fallback = np.where(near, 0.05 * (1 - distance / np.maximum(scale, 1e-6)), 0.0)
+    limit = reach[:, None] * scale
+    near = (distance < limit) & (ratio > 0.5)
+    fallback = np.where(near, 0.05 * (1 - distance / np.maximum(limit, 1e-6)), 0.0)
     return np.where(iou >= min_iou, iou, fallback).astype(np.float32)
 
 
@@ -162,4 +174,6 @@ def _widen(box: Box, frames_away: int, settings: TrackerSettings) -> Box:
 
 
 def _union(a: Box, b: Box) -> Box:
-    return np.array([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])], np.float32)
+    return np.array(
+        [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])], np.float32
+    )

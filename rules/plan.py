@@ -89,9 +89,10 @@ class Region:
 
 
 def _area(points: tuple[tuple[float, float], ...]) -> float:
-    return abs(
-        sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]))
-    ) / 2
+    return (
+        abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1])))
+        / 2
+    )
 
 
 def _self_intersects(points: tuple[tuple[float, float], ...]) -> bool:
@@ -127,7 +128,9 @@ class TargetPlan:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise PlanError(f"unknown target {self.target!r} (expected one of {', '.join(TARGETS)})")
+            raise PlanError(
+                f"unknown target {self.target!r} (expected one of {', '.join(TARGETS)})"
+            )
         if self.min_score is not None and not 0 < self.min_score < 1:
             raise PlanError(f"min score for {self.target} must be between 0 and 1")
         if not 0 <= self.padding <= 2:
@@ -145,7 +148,9 @@ class RedactionPlan:
     region_style: MaskStyle = MaskStyle.SOLID
     detect_every: int = 2  # run detectors on every n-th frame; tracking fills the rest
     hold_seconds: float = 1.0  # keep a lost target masked this long, and bridge gaps this long
-    fill_seconds: float = 0.2  # extend every track this far before its first/after its last sighting
+    fill_seconds: float = (
+        0.2  # extend every track this far before its first/after its last sighting
+    )
     strength: float = 1.0  # blur/pixelate strength multiplier
 
     def __post_init__(self) -> None:

@@ -62,7 +62,9 @@ def write_clip(
         for index in range(frames):
             image = np.empty((height, width, 3), dtype=np.uint8)
             image[:] = ((ramp + index * 7) % 256).astype(np.uint8)[None, :, None]
-            image[:, :, 1] = (np.arange(height) * 255 // max(1, height - 1)).astype(np.uint8)[:, None]
+            image[:, :, 1] = (np.arange(height) * 255 // max(1, height - 1)).astype(np.uint8)[
+                :, None
+            ]
             if draw:
                 draw(index, image)
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")

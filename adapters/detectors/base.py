@@ -6,7 +6,6 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-
 from privmask.adapters.detections import Detections, TargetClass
 
 Frame = npt.NDArray[np.uint8]  # (H, W, 3) BGR, as OpenCV and most ONNX exports expect
@@ -26,9 +25,7 @@ class Detector(Protocol):
     def detect(self, frame: Frame) -> Detections: ...
 
 
-def letterbox(
-    frame: Frame, size: int, pad_value: int
-) -> tuple[Frame, float]:
+def letterbox(frame: Frame, size: int, pad_value: int) -> tuple[Frame, float]:
     """Resize `frame` to fit a `size` x `size` square at the top-left corner.
 
     Returns the padded square and the scale that maps model pixels back to frame pixels.

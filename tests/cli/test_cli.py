@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_clip
 
 
-def privmask(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def privmask(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "privmask.daemon.cli", *map(str, args)],
         capture_output=True,
@@ -33,7 +34,15 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], code: int, w
 def test_static_regions_with_report(clip: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "out.mp4", tmp_path / "report.json"
     result = privmask(
-        "redact", clip, out, "--detect", "none", "--region", "10,10,100,10,100,100", "--report", report
+        "redact",
+        clip,
+        out,
+        "--detect",
+        "none",
+        "--region",
+        "10,10,100,10,100,100",
+        "--report",
+        report,
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(report.read_text())
@@ -55,7 +64,9 @@ def test_static_regions_with_report(clip: Path, tmp_path: Path) -> None:
         (["--codec", "vp9"], "--codec must be h264 or h265"),
     ],
 )
-def test_wrong_options_exit_2_with_one_line(clip: Path, tmp_path: Path, args: list[str], words: str) -> None:
+def test_wrong_options_exit_2_with_one_line(
+    clip: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
     out = tmp_path / "out.mp4"
     assert_one_clear_line(privmask("redact", clip, out, *args), 2, words)
     assert not out.exists()
@@ -75,7 +86,11 @@ def test_missing_model_says_how_to_get_it(clip: Path, tmp_path: Path) -> None:
     empty = tmp_path / "no-models"
     empty.mkdir()
     result = privmask(
-        "redact", clip, tmp_path / "o.mp4", "--models", empty,
+        "redact",
+        clip,
+        tmp_path / "o.mp4",
+        "--models",
+        empty,
         env={"PRIVMASK_MODELS": "", "XDG_DATA_HOME": str(tmp_path / "xdg")},
     )
     assert_one_clear_line(result, 1, "privmask models fetch yunet")
@@ -101,18 +116,24 @@ def test_models_import_and_list(models_dir: Path, tmp_path: Path) -> None:
 
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\0" * 100)
-    assert_one_clear_line(privmask("models", "import", junk, "--to", store), 1, "matches no known model")
+    assert_one_clear_line(
+        privmask("models", "import", junk, "--to", store), 1, "matches no known model"
+    )
 
 
 def test_corrupt_model_is_reported_as_such(clip: Path, models_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "models"
     bad.mkdir()
     (bad / "face_detection_yunet_2023mar.onnx").write_bytes(b"truncated")
-    result = privmask("redact", clip, tmp_path / "o.mp4", "--models", bad, env={"PRIVMASK_MODELS": ""})
+    result = privmask(
+        "redact", clip, tmp_path / "o.mp4", "--models", bad, env={"PRIVMASK_MODELS": ""}
+    )
     assert_one_clear_line(result, 1, "does not match its pinned sha256")
 
 
-def test_models_fetch_from_a_site_mirror_verifies_the_hash(models_dir: Path, tmp_path: Path) -> None:
+def test_models_fetch_from_a_site_mirror_verifies_the_hash(
+    models_dir: Path, tmp_path: Path
+) -> None:
     import functools
     import http.server
     import threading
@@ -129,7 +150,9 @@ def test_models_fetch_from_a_site_mirror_verifies_the_hash(models_dir: Path, tmp
     try:
         ok = privmask("models", "fetch", "yolox-nano", "--to", store, "--mirror", url)
         assert ok.returncode == 0, ok.stderr
-        assert (store / "yolox_nano_416.onnx").read_bytes() == (mirror / "yolox_nano_416.onnx").read_bytes()
+        assert (store / "yolox_nano_416.onnx").read_bytes() == (
+            mirror / "yolox_nano_416.onnx"
+        ).read_bytes()
         bad = privmask("models", "fetch", "light-person", "--to", store, "--mirror", url)
         assert_one_clear_line(bad, 1, "sha256 mismatch")
         assert not (store / "light_person_detector_192.onnx").exists()
