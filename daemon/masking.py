@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import numpy.typing as npt
+
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.rules.plan import MaskShape, MaskStyle
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from privmask.adapters import models
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.adapters.detectors import build_detector

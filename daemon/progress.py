@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from privmask.daemon.pipeline import Progress
 from tqdm import tqdm
+
+from privmask.daemon.pipeline import Progress
 
 _LABELS = {"detect": "detecting", "mask": "masking  "}
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
 from privmask.adapters.detections import Detections, TargetClass, box_iou
 
 Box = npt.NDArray[np.float32]  # (4,) x1, y1, x2, y2

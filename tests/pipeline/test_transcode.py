@@ -9,10 +9,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import write_clip
+
 from privmask.adapters.video import VideoError, probe
 from privmask.daemon.pipeline import redact
 from privmask.rules.plan import MaskStyle, RedactionPlan, Region
+
+from conftest import write_clip
 
 LEFT_HALF = RedactionPlan(regions=(Region.parse("0,0,0.5,1"),), region_style=MaskStyle.SOLID)
 
