@@ -98,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     redact.add_argument("--preset", default="veryfast", help="x264/x265 speed preset (veryfast)")
     redact.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    demo = commands.add_parser(
+        "demo",
+        help="make a short clip with faces, redact it, and show what was masked",
+        description="Write DIR/input.mp4 (a synthetic street scene with moving faces), redact "
+        "it to DIR/redacted.mp4 with face and person detection, and write DIR/report.json.",
+    )
+    demo.add_argument("dir", nargs="?", type=Path, default=Path("privmask-demo"), metavar="DIR")
+    demo.add_argument("--models", metavar="DIR", help="model folder (also $PRIVMASK_MODELS)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+
     model_cmd = commands.add_parser("models", help="list, fetch or import detector models")
     model_sub = model_cmd.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     listing = model_sub.add_parser("list", help="known models and where each was found")
@@ -182,6 +192,21 @@ def run_redact(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_demo(args: argparse.Namespace) -> int:
+    from privmask.daemon.testing import write_scene
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    source = args.dir / "input.mp4"
+    scene = write_scene(source, seconds=6.0)
+    faces = {target_id for _, target_id, _ in scene.visible("face")}
+    print(f"{source}: {scene.frame_count} frames with {len(faces)} moving faces", file=sys.stderr)
+    argv = ["redact", str(source), str(args.dir / "redacted.mp4"), "--detect", "face,person"]
+    argv += ["--report", str(args.dir / "report.json")]
+    argv += ["--models", args.models] if args.models else []
+    argv += ["--quiet"] if args.quiet else []
+    return run_redact(build_parser().parse_args(argv))
+
+
 def run_models(args: argparse.Namespace) -> int:
     if args.models_command == "list":
         dirs = models.search_dirs(args.models)
@@ -208,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "redact":
             return run_redact(args)
+        if args.command == "demo":
+            return run_demo(args)
         return run_models(args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"privmask: error: {exc}\n")
