@@ -40,16 +40,16 @@ FACE_BOX_FRACTION = (0.17, 0.18, 0.84, 0.95)
 # masked_fraction: both crops are Gaussian-smoothed (sigma 2) and a pixel counts as changed
 # when a channel moved by more than 30 levels. Measured on every face and person box of the
 # default 720p scene, re-encoded at crf 23: the largest smoothed change was 24.6 (clean, crf
-# 18 source) and 19.0 (cctv, crf 33 source), 99.99th percentiles 14 and 11; at crf 28 single
+# 18 source) and 20.5 (cctv, crf 30 source), 99.99th percentiles 14 and 12.5; at crf 28 single
 # pixels reach 39 but the 99.99th percentile stays under 20. A black fill changed >= 99.8 %
-# of a clean box (>= 77 % of a dark cctv box, where black is close to the original).
+# of a clean box (>= 79 % of a dark cctv box, where black is close to the original).
 CHANGE_SIGMA = 2.0
 CHANGE_THRESHOLD = 30.0
 # detail_lost looks at detail finer than 1/16 of the box height (eyes, mouth, edges of a
 # face at any size). Crf 23 re-encoding lost at most 0.08 (clean) and 0.24 (cctv, whose noise
-# the encoder smooths away); a blur of sigma h/12 lost >= 0.73, a solid fill 1.0; pixelation
-# with 8 blocks per box height lost 0.70-0.78 on average but as little as 0.04 on tiny cctv
-# faces, so judge pixelation by its block size, not by this number alone.
+# the encoder smooths away); a blur of sigma h/12 lost >= 0.79, a solid fill 1.0; pixelation
+# with 8 blocks per box height lost 0.39-1.0 (0.72-0.78 on average), so judge pixelation by
+# its block size too, not by this number alone.
 DETAIL_SCALE = 1 / 16
 
 
@@ -100,8 +100,9 @@ class PersonSprite(NamedTuple):
 class Target:
     """Ground truth of one pasted face or person, one entry per frame.
 
-    boxes: the visible part (clipped to the frame, minus what the pillar or a later sprite
-    hides); None when nothing of it is visible. full_boxes: where it really is, unclipped,
+    boxes: the bounding box of the visible part (clipped to the frame, without what the
+    pillar or a later sprite hides; a cover across the middle leaves both sides, so the box
+    spans the cover); None when nothing of it is visible. full_boxes: where it really is, unclipped,
     None when it is not in the scene. occluded: fraction of its in-frame area hidden.
     """
 
@@ -114,6 +115,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Scene:
+    """A written clip's size, timing and the ground truth of everything pasted into it."""
+
     width: int
     height: int
     fps: int
@@ -300,7 +303,8 @@ class _Background:
             x, y = int(rng.integers(0, w - w // 8)), int(rng.integers(0, h - h // 8))
             bw, bh = int(rng.integers(w // 20, w // 6)), int(rng.integers(h // 20, h // 5))
             box = base[y : y + bh, x : x + bw]  # a view; may be cut by the frame edge
-            box[:] = rng.uniform(30, 230, 3) + 10 * _smooth_noise(rng, *box.shape[:2], 20)
+            texture = _smooth_noise(rng, box.shape[0], box.shape[1], 20)
+            box[:] = rng.uniform(30, 230, 3) + 10 * texture
         self.base = np.clip(base, 0, 255).astype(np.uint8)
         # The "foliage" patch (top right) sways sideways with a 4 s period.
         self.patch = (w - w // 4, 0, w // 4, h // 4)  # x, y, width, height
