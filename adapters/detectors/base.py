@@ -6,6 +6,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
 from privmask.adapters.detections import Detections, TargetClass
 
 Frame = npt.NDArray[np.uint8]  # (H, W, 3) BGR, as OpenCV and most ONNX exports expect

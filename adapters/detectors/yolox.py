@@ -74,7 +74,10 @@ class YoloxPersonDetector:
         self._cells, self._strides = _grid(input_size)
 
     def detect(self, frame: Frame) -> Detections:
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            # Silently finding nothing would leave the frame unmasked: refuse instead.
+            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}")
+        if frame.size == 0:
             return Detections.empty()
         height, width = frame.shape[:2]
         square, back = letterbox(frame, self.input_size, _PAD_VALUE)
