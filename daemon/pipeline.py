@@ -118,6 +118,8 @@ def tracker_settings(plan: RedactionPlan, info: VideoInfo) -> TrackerSettings:
         max_gap=max(plan.detect_every, round(plan.hold_seconds * fps)),
         lead=plan.detect_every + round(plan.fill_seconds * fps),
         tail=plan.detect_every + round(plan.fill_seconds * fps),
+        frame_size=(info.width, info.height),
+        max_edge_frames=round(10 * fps),
     )
 
 

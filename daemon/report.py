@@ -23,8 +23,8 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
                 "class": track.target.label,
                 "first_frame": track.frames[0],
                 "last_frame": track.frames[-1],
-                "masked_from": max(0, track.frames[0] - redaction.settings.lead),
-                "masked_to": min(last_frame, track.frames[-1] + redaction.settings.tail),
+                "masked_from": max(0, track.frames[0] - track.lead(redaction.settings)),
+                "masked_to": min(last_frame, track.frames[-1] + track.tail(redaction.settings)),
                 "sightings": len(track.frames),
                 "max_score": round(max(track.scores), 3),
                 # the detected boxes only; frames between them are interpolated

@@ -9,6 +9,7 @@ what removes the one-frame leaks of frame-by-frame tools.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -49,12 +50,22 @@ class Track:
     def predict(self, frame: int) -> Box:
         return self.boxes[-1] + self.velocity(at_start=False) * (frame - self.frames[-1])
 
+    def lead(self, settings: TrackerSettings) -> int:
+        """Frames masked before the first sighting: until it came in, if it came in at an edge."""
+        return _reach(self.boxes[0], -self.velocity(at_start=True), settings, settings.lead)
+
+    def tail(self, settings: TrackerSettings) -> int:
+        """Frames masked after the last sighting: until it has left, if it left at an edge."""
+        return _reach(self.boxes[-1], self.velocity(at_start=False), settings, settings.tail)
+
 
 @dataclass(frozen=True)
 class TrackerSettings:
     max_gap: int  # frames a target may go unseen and still be the same track
     lead: int  # frames masked before the first sighting
     tail: int  # frames masked after the last sighting
+    frame_size: tuple[int, int] = (0, 0)  # width, height; (0, 0): edges unknown
+    max_edge_frames: int = 250  # the most a track at an edge is extended, whatever its speed
     min_iou: float = 0.1
     growth_per_frame: float = 0.04  # extrapolated boxes widen: the target may have turned
 
@@ -86,7 +97,7 @@ def _link_class(
             # how far a centre may stray, in box sizes: more for young tracks (speed unknown)
             reach = np.array(
                 [
-                    0.75 + (0.8 if len(t.frames) < 2 else 0.25) * (frame - t.frames[-1])
+                    min(2.5, 0.75 + (0.8 if len(t.frames) < 2 else 0.25) * (frame - t.frames[-1]))
                     for t in active
                 ]
             )
@@ -106,6 +117,32 @@ def _link_class(
                 tracks.append(track)
                 active.append(track)
     return tracks
+
+
+def _reach(box: Box, velocity: Box, settings: TrackerSettings, default: int) -> int:
+    """How far to extend a track from `box`, moving by `velocity` per frame.
+
+    Detectors find a target only once enough of it is in the picture, so a track that starts
+    (or ends) at a frame edge is extended until the target is wholly outside the frame.
+    """
+    width, height = settings.frame_size
+    if not width:
+        return default
+    margin = max(4.0, 0.01 * max(width, height))
+    x1, y1, x2, y2 = (float(v) for v in box)
+    vx1, vy1, vx2, vy2 = (float(v) for v in velocity)
+    edges = [
+        (x1 <= margin, x2, -vx2),  # at the left edge: frames until its right side passes 0
+        (y1 <= margin, y2, -vy2),
+        (x2 >= width - margin, width - x1, vx1),
+        (y2 >= height - margin, height - y1, vy1),
+    ]
+    touching = [(extent, speed) for at_edge, extent, speed in edges if at_edge]
+    if not touching:
+        return default
+    leaving = [extent / speed for extent, speed in touching if speed > 0.05]
+    frames = min(leaving) + 2 if leaving else settings.max_gap  # unknown speed: the hold time
+    return max(default, min(settings.max_edge_frames, math.ceil(frames)))
 
 
 def _affinity(
@@ -151,7 +188,7 @@ def fill(tracks: list[Track], settings: TrackerSettings) -> dict[int, Detections
 def _track_boxes(track: Track, settings: TrackerSettings):  # type: ignore[no-untyped-def]
     frames, boxes = track.frames, track.boxes
     first, last = frames[0], frames[-1]
-    for frame in range(max(0, first - settings.lead), first):
+    for frame in range(max(0, first - track.lead(settings)), first):
         yield frame, _extrapolate(boxes[0], track.velocity(True), frame - first, settings)
     for (f0, b0), (f1, b1) in zip(zip(frames, boxes), zip(frames[1:], boxes[1:])):
         for frame in range(f0, f1):
@@ -159,7 +196,7 @@ def _track_boxes(track: Track, settings: TrackerSettings):  # type: ignore[no-un
             # widen with the distance to the nearest sighting: motion is not quite linear
             yield frame, _widen(between, min(frame - f0, f1 - frame), settings)
     yield last, boxes[-1]
-    for frame in range(last + 1, last + settings.tail + 1):  # past the end: never asked for
+    for frame in range(last + 1, last + track.tail(settings) + 1):  # past the end: unused
         yield frame, _extrapolate(boxes[-1], track.velocity(False), frame - last, settings)
 
 

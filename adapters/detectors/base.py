@@ -41,12 +41,12 @@ def letterbox(frame: Frame, size: int, pad_value: int) -> tuple[Frame, float]:
     return square, 1.0 / scale
 
 
-def onnx_session(path: str, threads: int = 0):  # type: ignore[no-untyped-def]
-    """An onnxruntime CPU session; `threads=0` lets onnxruntime pick."""
+def onnx_session(model: str | bytes, threads: int = 0):  # type: ignore[no-untyped-def]
+    """An onnxruntime CPU session from a path or model bytes; `threads=0`: onnxruntime picks."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -79,3 +79,11 @@ def test_two_targets_keep_their_own_tracks_and_classes_get_distinct_ids() -> Non
 def test_no_sightings_no_tracks() -> None:
     assert link({0: Detections.empty(), 2: Detections.empty()}, SETTINGS) == []
     assert fill([], SETTINGS) == {}
+
+
+def test_a_target_far_away_is_not_linked_to_an_old_sighting() -> None:
+    # a stray box at frame 0 must not swallow a target entering elsewhere 12 frames later
+    stray = {0: Detections.create([[900, 300, 1050, 480]], [0.5], TargetClass.PERSON)}
+    entering = sightings_of([12, 14, 16], target=TargetClass.PERSON, x0=-36, speed=3, size=80)
+    tracks = link({**stray, **entering}, SETTINGS)
+    assert [t.frames for t in tracks] == [[0], [12, 14, 16]]
