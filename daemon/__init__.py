@@ -1,2 +1,3 @@
 """privmask.daemon"""
+
 __version__ = "0.1.0"

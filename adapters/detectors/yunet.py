@@ -103,7 +103,9 @@ class YuNetFaceDetector:
         return found.scaled(width / det_w, height / det_h).clipped(width, height)
 
     @staticmethod
-    def _decode(outputs: list[np.ndarray], width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(
+        outputs: list[np.ndarray], width: int, height: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Anchor-free decoding, as OpenCV's FaceDetectorYN does it."""
         all_boxes, all_scores = [], []
         for level, stride in enumerate(_STRIDES):
