@@ -84,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     redact.add_argument(
         "--detect-every",
         type=int,
-        default=2,
+        default=3,
         metavar="N",
-        help="run detectors on every N-th frame; tracking covers the frames between (default 2)",
+        help="run detectors on every N-th frame; tracking covers the frames between (default 3)",
     )
     redact.add_argument(
         "--hold", type=float, default=1.0, metavar="S", help="bridge detector gaps up to S seconds"

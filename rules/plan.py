@@ -146,7 +146,7 @@ class RedactionPlan:
     targets: tuple[TargetPlan, ...] = ()
     regions: tuple[Region, ...] = ()
     region_style: MaskStyle = MaskStyle.SOLID
-    detect_every: int = 2  # run detectors on every n-th frame; tracking fills the rest
+    detect_every: int = 3  # run detectors on every n-th frame; tracking fills the rest
     hold_seconds: float = 1.0  # keep a lost target masked this long, and bridge gaps this long
     fill_seconds: float = (
         0.2  # extend every track this far before its first/after its last sighting
