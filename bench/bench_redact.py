@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--deface", default=str(HERE / ".venv-deface" / "bin" / "deface"))
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args()
+    os.environ.setdefault("PRIVMASK_MODELS", str(ROOT.parent / "shared" / "models"))
 
     from privmask.daemon.testing import person_sprites_from_media, write_scene
 

@@ -49,4 +49,7 @@ def onnx_session(model: str | bytes, threads: int = 0):  # type: ignore[no-untyp
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # idle workers sleep instead of spinning, leaving the cores to the video decoder and
+    # encoder that run between inferences
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -48,8 +48,8 @@ PLATE_FRAME, PLATE_BOX = 210, (391.0, 332.0, 420.0, 343.0)
 FACE_FREE_FRAMES = (0, 100, 210, 300)
 
 
-@cache
 def detector(name: str) -> Detector:
+    """A fresh detector: YuNet alternates its scale from call to call (`upscale_every`)."""
     return build_detector(name, resolve(name, MODELS))
 
 
@@ -134,10 +134,12 @@ def test_yunet_upscale_reaches_20px_faces() -> None:
     """At native size YuNet misses most 20 px faces; 1.5x upscaling finds them."""
     frame = cv2.resize(car_frame(100), (1280, 720))
     truths = [paste_face(frame, 20, x, y) for x, y in ((200, 150), (700, 500), (1100, 300))]
-    upscaled = YuNetFaceDetector(resolve("yunet", MODELS), upscale=1.5)
-    found = upscaled.detect(frame)
-    check_valid(found, frame, TargetClass.FACE)
-    assert all(best_iou(found, t) > 0.3 for t in truths), (found.xyxy, found.score)
+    yunet = YuNetFaceDetector(resolve("yunet", MODELS), upscale=1.5, upscale_every=2)
+    first, second, third = (yunet.detect(frame) for _ in range(3))
+    check_valid(first, frame, TargetClass.FACE)
+    for found in (first, third):  # calls 1, 3, 5... are upscaled
+        assert all(best_iou(found, t) > 0.3 for t in truths), (found.xyxy, found.score)
+    assert sum(best_iou(second, t) > 0.3 for t in truths) < 3  # at 1.0 most are missed
 
 
 @pytest.mark.parametrize("name", FACE_MODELS)
@@ -245,6 +247,6 @@ def test_build_detector_rejects_unknown_names() -> None:
 
 def test_bad_settings_are_refused() -> None:
     path = resolve("yunet", MODELS)
-    for kwargs in ({"min_score": 1.5}, {"max_side": 8}, {"upscale": 0.0}):
+    for kwargs in ({"min_score": 1.5}, {"max_side": 8}, {"upscale": 0.0}, {"upscale_every": 0}):
         with pytest.raises(ValueError):
             YuNetFaceDetector(path, **kwargs)  # type: ignore[arg-type]
