@@ -143,3 +143,16 @@ def test_truncated_stream_without_index_fails(tmp_path: Path) -> None:
     with pytest.raises(VideoError):
         redact(truncated(tmp_path), outbox / "result.mp4", LEFT_HALF)
     assert list(outbox.iterdir()) == []
+
+
+def test_verification_rejects_a_short_or_cut_output(tmp_path: Path) -> None:
+    from privmask.adapters.video import verify_output
+
+    whole = write_clip(tmp_path / "whole.mkv", frames=50)
+    assert verify_output(whole, 50, 2.0).width == 320
+    with pytest.raises(VideoError, match="has 50 frames, expected 51"):
+        verify_output(whole, 51, 2.0)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(VideoError):
+        verify_output(cut, 50, 2.0)
