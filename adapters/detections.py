@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -102,7 +103,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index: npt.ArrayLike | slice) -> Detections:
+    def __getitem__(self, index: Any) -> Detections:
         """Select rows, e.g. `dets[dets.score > 0.5]`."""
         return Detections(
             self.xyxy[index].reshape(-1, 4),

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import av.error
@@ -187,14 +188,15 @@ def planes(frame: av.VideoFrame) -> tuple[npt.NDArray[np.uint8], ...]:
     """Writable Y, U, V views into a yuv420p frame (no copy)."""
     views = []
     for plane in frame.planes:
-        flat = np.frombuffer(plane, dtype=np.uint8)
+        flat = np.frombuffer(memoryview(plane), dtype=np.uint8)
         views.append(flat.reshape(plane.height, plane.line_size)[:, : plane.width])
     return tuple(views)
 
 
 def to_bgr(frame: av.VideoFrame, width: int, height: int) -> npt.NDArray[np.uint8]:
     """A BGR copy of `frame` scaled to width x height (one swscale call)."""
-    return frame.reformat(width=width, height=height, format="bgr24").to_ndarray()
+    image = frame.reformat(width=width, height=height, format="bgr24").to_ndarray()
+    return np.asarray(image, dtype=np.uint8)
 
 
 class Transcoder:
@@ -220,14 +222,16 @@ class Transcoder:
         self.frames_written = 0
         self._last_pts: int | None = None
 
-    def _add_video_stream(self, settings: EncoderSettings):  # type: ignore[no-untyped-def]
-        rate = self.info.frame_rate
-        stream = self._output.add_stream(settings.codec, rate=rate)
+    def _add_video_stream(self, settings: EncoderSettings) -> av.video.stream.VideoStream:
+        stream = cast(
+            av.video.stream.VideoStream,
+            self._output.add_stream(settings.codec, rate=self.info.frame_rate),
+        )
         stream.width, stream.height = self.info.width, self.info.height
         stream.pix_fmt = "yuv420p"
-        stream.time_base = self._video_in.time_base
-        stream.codec_context.time_base = self._video_in.time_base
-        options = {"crf": str(settings.crf), "preset": settings.preset}
+        time_base = self._video_in.time_base or Fraction(1, 90000)
+        stream.time_base = stream.codec_context.time_base = time_base
+        options: dict[str, object] = {"crf": str(settings.crf), "preset": settings.preset}
         if settings.codec == "libx265":
             options["x265-params"] = "log-level=error"
             stream.codec_tag = "hvc1"  # what Apple players need to open HEVC in MP4

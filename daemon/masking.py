@@ -162,7 +162,7 @@ def _cells(h: int, w: int, most: int, strength: float) -> tuple[int, int]:
 def _pixelate(view: Plane, strength: float) -> Plane:
     h, w = view.shape
     small = cv2.resize(view, _cells(h, w, 6, strength), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+    return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
 
 
 def _blur(view: Plane, strength: float) -> Plane:
@@ -170,7 +170,7 @@ def _blur(view: Plane, strength: float) -> Plane:
     h, w = view.shape
     small = cv2.resize(view, _cells(h, w, 8, strength), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (3, 3), 0)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
 def _ellipse(width: int, height: int) -> npt.NDArray[np.bool_]:

@@ -45,7 +45,7 @@ class Track:
             if at_start
             else ((self.frames[-2], self.boxes[-2]), (self.frames[-1], self.boxes[-1]))
         )
-        return (b1 - b0) / max(1, f1 - f0)
+        return ((b1 - b0) / max(1, f1 - f0)).astype(np.float32)
 
     def predict(self, frame: int) -> Box:
         return self.boxes[-1] + self.velocity(at_start=False) * (frame - self.frames[-1])
