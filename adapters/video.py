@@ -211,7 +211,11 @@ class Transcoder:
         self.source, self.target, self.info = source, target, info
         self._input = _open(source)
         try:
-            self._output = av.open(str(target), "w")
+            # MP4/MOV: index at the front, so players and browsers start without the whole file
+            faststart = (
+                {"movflags": "+faststart"} if target.suffix.lower() in (".mp4", ".mov") else {}
+            )
+            self._output = av.open(str(target), "w", options=faststart)
         except (av.error.FFmpegError, ValueError) as exc:
             self._input.close()
             raise VideoError(f"{target}: cannot write this container ({_reason(exc)})") from None

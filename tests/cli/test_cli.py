@@ -158,3 +158,30 @@ def test_models_fetch_from_a_site_mirror_verifies_the_hash(
         assert not (store / "light_person_detector_192.onnx").exists()
     finally:
         server.shutdown()
+
+
+def test_plates_on_real_parking_footage(media_dir: Path, models_dir: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "cars.mp4", tmp_path / "cars.json"
+    result = privmask(
+        "redact", media_dir / "intel_car-detection.mp4", out,
+        "--detect", "plate", "--style", "solid", "--report", report, "--models", models_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["totals"]["frames"] == 377
+    plates = [t for t in data["tracks"] if t["class"] == "plate"]
+    # the red car's rear plate at about (391, 332)-(420, 343) around frame 210
+    assert any(
+        t["masked_from"] <= 210 <= t["masked_to"]
+        and any(abs(b[1] - 391) < 20 and abs(b[2] - 332) < 20 for b in t["boxes"])
+        for t in plates
+    ), plates
+
+
+def test_mp4_output_has_its_index_first(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    assert (
+        privmask("redact", clip, out, "--detect", "none", "--region", "0,0,10,10").returncode == 0
+    )
+    head = out.read_bytes()[:4096]
+    assert 0 < head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head
