@@ -26,6 +26,16 @@ class Detector(Protocol):
     def detect(self, frame: Frame) -> Detections: ...
 
 
+def has_pixels(frame: Frame) -> bool:
+    """Check a detector's input: False for an empty frame, ValueError for a wrong layout.
+
+    Silently finding nothing in a frame of the wrong layout would leave it unmasked.
+    """
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}")
+    return frame.size > 0
+
+
 def letterbox(frame: Frame, size: int, pad_value: int) -> tuple[Frame, float]:
     """Resize `frame` to fit a `size` x `size` square at the top-left corner.
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from privmask.adapters.detections import Detections, TargetClass, nms
-from privmask.adapters.detectors.base import Frame
+from privmask.adapters.detectors.base import Frame, has_pixels
 
 _STRIDE = 4
 _MULTIPLE = 32  # input sides must be multiples of the net's total downsampling
@@ -63,10 +63,7 @@ class CenterFaceDetector:
         )
 
     def detect(self, frame: Frame) -> Detections:
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            # Silently finding nothing would leave the frame unmasked: refuse instead.
-            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}")
-        if frame.size == 0:
+        if not has_pixels(frame):
             return Detections.empty()
         height, width = frame.shape[:2]
         in_w, in_h = self._input_size(width, height)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from privmask.adapters.detections import Detections, TargetClass, nms
-from privmask.adapters.detectors.base import Frame, letterbox, onnx_session
+from privmask.adapters.detectors.base import Frame, has_pixels, letterbox, onnx_session
 
 _INPUT_SIZE = 320
 _PAD_VALUE = 0
@@ -40,10 +40,7 @@ class PlateDetector:
         self._input_name = self._session.get_inputs()[0].name
 
     def detect(self, frame: Frame) -> Detections:
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            # Silently finding nothing would leave the frame unmasked: refuse instead.
-            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}")
-        if frame.size == 0:
+        if not has_pixels(frame):
             return Detections.empty()
         height, width = frame.shape[:2]
         square, back = letterbox(frame, _INPUT_SIZE, _PAD_VALUE)

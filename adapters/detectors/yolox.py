@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from privmask.adapters.detections import Detections, TargetClass, nms
-from privmask.adapters.detectors.base import Frame, letterbox, onnx_session
+from privmask.adapters.detectors.base import Frame, has_pixels, letterbox, onnx_session
 
 _STRIDES = (8, 16, 32)
 _PAD_VALUE = 114
@@ -74,10 +74,7 @@ class YoloxPersonDetector:
         self._cells, self._strides = _grid(input_size)
 
     def detect(self, frame: Frame) -> Detections:
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            # Silently finding nothing would leave the frame unmasked: refuse instead.
-            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}")
-        if frame.size == 0:
+        if not has_pixels(frame):
             return Detections.empty()
         height, width = frame.shape[:2]
         square, back = letterbox(frame, self.input_size, _PAD_VALUE)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from privmask.adapters.detections import Detections, TargetClass, nms
-from privmask.adapters.detectors.base import Frame, onnx_session
+from privmask.adapters.detectors.base import Frame, has_pixels, onnx_session
 
 _NMS_IOU = 0.3  # OpenCV's default; lower would merge neighbouring faces in a crowd
 _STRIDES = (8, 16, 32)
@@ -85,10 +85,7 @@ class YuNetFaceDetector:
         return max(1, round(width * scale)), max(1, round(height * scale))
 
     def detect(self, frame: Frame) -> Detections:
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            # Silently finding nothing would leave the frame unmasked: refuse instead.
-            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}")
-        if frame.size == 0:
+        if not has_pixels(frame):
             return Detections.empty()
         height, width = frame.shape[:2]
         upscale = self.upscale if self._calls % self.upscale_every == 0 else 1.0
