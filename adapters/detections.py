@@ -128,10 +128,6 @@ class Detections:
         kept = Detections(boxes, self.score, self.class_id, self.track_id)
         return kept[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
 
-    @property
-    def area(self) -> npt.NDArray[np.float32]:
-        return (self.xyxy[:, 2] - self.xyxy[:, 0]) * (self.xyxy[:, 3] - self.xyxy[:, 1])
-
 
 def box_iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes, as an (N, M) matrix."""

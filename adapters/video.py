@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,10 @@ MAX_SIDE = 8192  # 8K; anything larger in a camera export is a corrupt header
 SUPPORTED_CODECS = frozenset(
     {"h264", "hevc", "mjpeg", "mpeg4", "mpeg2video", "mpeg1video", "vp8", "vp9", "av1"}
 )
+
+
+# x264's and x265's speed presets, fastest first
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
 
 
 class VideoError(Exception):
@@ -46,13 +51,23 @@ class VideoInfo:
     codec: str
     width: int
     height: int
-    pixel_format: str
     frame_rate: Fraction  # average rate; the real timing is in each frame's timestamp
     time_base: Fraction
     declared_frames: int  # 0 when the container does not say
     duration_s: float
     rotation: int  # degrees counter-clockwise that a player applies on display
+    sample_aspect_ratio: Fraction | None = None  # non-square pixels, e.g. 12:11 for PAL D1
     audio: tuple[AudioInfo, ...] = field(default=())
+
+    @property
+    def turns(self) -> int:
+        """Quarter turns counter-clockwise from stored frame to what the viewer sees."""
+        return (self.rotation // 90) % 4
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the picture as the viewer sees it."""
+        return (self.height, self.width) if self.turns % 2 else (self.width, self.height)
 
     @property
     def estimated_frames(self) -> int:
@@ -68,11 +83,12 @@ class EncoderSettings:
     codec: str = "libx264"  # or libx265
     crf: int = 20
     preset: str = "veryfast"
-    threads: int = 0  # 0: the encoder decides
 
     def __post_init__(self) -> None:
         if self.codec not in ("libx264", "libx265"):
             raise ValueError(f"unsupported encoder {self.codec!r} (use libx264 or libx265)")
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r} (one of {', '.join(PRESETS)})")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be 0..51, got {self.crf}")
 
@@ -112,6 +128,9 @@ def probe(path: Path) -> VideoInfo:
                 f"{path}: implausible frame size {width}x{height} "
                 f"(supported {MIN_SIDE}..{MAX_SIDE} pixels a side)"
             )
+        if width % 2 or height % 2:
+            # 4:2:0 video, which every ordinary player needs, has no odd sizes
+            raise VideoError(f"{path}: odd frame size {width}x{height} is not supported")
         first = _first_frame(container, stream, path)
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         duration = _duration(container, stream)
@@ -125,12 +144,12 @@ def probe(path: Path) -> VideoInfo:
             codec=ctx.name,
             width=width,
             height=height,
-            pixel_format=first.format.name,
             frame_rate=Fraction(rate),
             time_base=Fraction(stream.time_base or Fraction(1, 90000)),
             declared_frames=int(stream.frames or 0),
             duration_s=duration,
             rotation=int(round(first.rotation or 0)),
+            sample_aspect_ratio=_aspect(stream.sample_aspect_ratio),
             audio=audio,
         )
 
@@ -142,6 +161,10 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:  # type: ignor
     except av.error.FFmpegError as exc:
         raise VideoError(f"{path}: video does not decode ({_reason(exc)})") from None
     raise VideoError(f"{path}: video stream holds no decodable frame")
+
+
+def _aspect(ratio: Fraction | None) -> Fraction | None:
+    return Fraction(ratio) if ratio and ratio != 1 else None
 
 
 def _duration(container, stream) -> float:  # type: ignore[no-untyped-def]
@@ -203,28 +226,39 @@ class Transcoder:
     """Decode one clip and re-encode its video frame by frame, copying its audio.
 
     `frames()` yields each decoded frame; the caller may change it in place, then must
-    pass it to `write()`. Audio packets are copied as they are demuxed, or re-encoded to
-    AAC where the output container cannot hold the source codec.
+    pass it to `write()`, and end with `finish()` (or `close()` to abandon the output).
+    Audio packets are copied as they are demuxed, or re-encoded to AAC where the output
+    container cannot hold the source codec. Every FFmpeg failure becomes a VideoError.
     """
 
     def __init__(self, source: Path, target: Path, settings: EncoderSettings, info: VideoInfo):
         self.source, self.target, self.info = source, target, info
-        self._input = _open(source)
+        self._stack = ExitStack()
         try:
+            self._input = self._stack.enter_context(_open(source))
             # MP4/MOV: index at the front, so players and browsers start without the whole file
-            faststart = (
-                {"movflags": "+faststart"} if target.suffix.lower() in (".mp4", ".mov") else {}
-            )
-            self._output = av.open(str(target), "w", options=faststart)
-        except (av.error.FFmpegError, ValueError) as exc:
-            self._input.close()
-            raise VideoError(f"{target}: cannot write this container ({_reason(exc)})") from None
-        self._video_in = self._input.streams.video[0]
-        self._video_in.thread_type = "AUTO"
-        self._video_out = self._add_video_stream(settings)
-        self._audio = [_AudioPass(s, self._output) for s in self._input.streams.audio]
+            mp4 = target.suffix.lower() in (".mp4", ".mov")
+            options = {"movflags": "+faststart"} if mp4 else {}
+            with self._encoding(f"{target.name}: cannot write this container"):
+                self._output = self._stack.enter_context(av.open(str(target), "w", options=options))
+                self._video_in = self._input.streams.video[0]
+                self._video_in.thread_type = "AUTO"
+                self._video_out = self._add_video_stream(settings)
+                self._audio = [_AudioPass(s, self._output) for s in self._input.streams.audio]
+        except BaseException:
+            self._stack.close()
+            raise
         self.frames_written = 0
+        self.media_end = 0.0  # where the last frame or audio packet read so far ends, seconds
+        self._first_pts: int | None = None
         self._last_pts: int | None = None
+
+    @contextmanager
+    def _encoding(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise VideoError(f"{what} ({_reason(exc)})") from None
 
     def _add_video_stream(self, settings: EncoderSettings) -> av.video.stream.VideoStream:
         stream = cast(
@@ -240,8 +274,8 @@ class Transcoder:
             options["x265-params"] = "log-level=error"
             stream.codec_tag = "hvc1"  # what Apple players need to open HEVC in MP4
         stream.options = options
-        if settings.threads:
-            stream.codec_context.thread_count = settings.threads
+        if self.info.sample_aspect_ratio:
+            stream.codec_context.sample_aspect_ratio = self.info.sample_aspect_ratio
         if self.info.rotation:
             stream.set_display_rotation(self.info.rotation)
         return stream
@@ -249,35 +283,63 @@ class Transcoder:
     def frames(self) -> Iterator[av.VideoFrame]:
         streams = (self._video_in, *[a.source for a in self._audio])
         by_stream = {a.source.index: a for a in self._audio}
-        yield from _checked_decode(
-            self._input, streams, self.source, lambda p: by_stream[p.stream.index].push(p)
-        )
+
+        def audio(packet: av.Packet) -> None:
+            if packet.pts is not None and packet.time_base:
+                end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                self.media_end = max(self.media_end, end)
+            with self._encoding(f"{self.source.name}: audio could not be passed on"):
+                by_stream[packet.stream.index].push(packet)
+
+        frame_time = float(1 / self.info.frame_rate) if self.info.frame_rate else 0.0
+        for frame in _checked_decode(self._input, streams, self.source, audio):
+            if frame.time is not None:
+                self.media_end = max(self.media_end, frame.time + frame_time)
+            yield frame
 
     def write(self, frame: av.VideoFrame) -> None:
         frame.pts = self._next_pts(frame.pts)
         frame.time_base = self._video_in.time_base
-        for packet in self._video_out.encode(frame):
-            self._output.mux(packet)
+        with self._encoding(f"{self.source.name}: encoding failed"):
+            for packet in self._video_out.encode(frame):
+                self._output.mux(packet)
         self.frames_written += 1
 
     def _next_pts(self, pts: int | None) -> int:
         """Keep source timestamps (variable rate included); invent them only where missing."""
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
-            step = max(1, round(1 / (self.info.frame_rate * self.info.time_base)))
-            pts = 0 if self._last_pts is None else self._last_pts + step
+            pts = 0 if self._last_pts is None else self._last_pts + self._step
+        if self._first_pts is None:
+            self._first_pts = pts
         self._last_pts = pts
         return pts
 
+    @property
+    def _step(self) -> int:
+        """One frame at the average rate, in stream time units."""
+        return max(1, round(1 / (self.info.frame_rate * self.info.time_base)))
+
+    @property
+    def duration_written(self) -> float:
+        """Seconds from the first written frame to the end of the last one."""
+        if self._first_pts is None or self._last_pts is None:
+            return 0.0
+        span = self._last_pts - self._first_pts + self._step
+        return float(span * self.info.time_base)
+
     def finish(self) -> None:
-        for packet in self._video_out.encode(None):
-            self._output.mux(packet)
-        for audio in self._audio:
-            audio.flush()
-        self.close()
+        with self._encoding(f"{self.source.name}: encoding failed"):
+            for packet in self._video_out.encode(None):
+                self._output.mux(packet)
+            for audio in self._audio:
+                audio.flush()
+            self._stack.close()
 
     def close(self) -> None:
-        self._output.close()
-        self._input.close()
+        """Close both files, whatever state they are in; the output is then abandoned."""
+        # the output is being thrown away: its trailer failing does not matter
+        with suppress(av.error.FFmpegError, OSError, ValueError):
+            self._stack.close()
 
 
 class _AudioPass:
@@ -316,38 +378,47 @@ class _AudioPass:
             self._output.mux(out)
 
 
-def _count_and_check_tail(path: Path) -> int:
-    """Count the video packets (one per frame in what privmask writes) without decoding,
-    then decode from the last keyframe to the end: a clip whose end decodes is whole."""
+def _count_and_check_tail(path: Path) -> tuple[int, float]:
+    """Count the video packets (one per frame in what privmask writes) and the time they
+    span, without decoding; then decode from the last keyframe to the end: a clip whose
+    end decodes is whole."""
     with _open(path) as container:
         stream = container.streams.video[0]
-        packets, last_key = 0, None
+        packets, last_key, first, end = 0, None, None, None
         for packet in container.demux(stream):
-            if packet.size:
-                packets += 1
-                if packet.is_keyframe:
-                    last_key = packet.pts
-        if last_key is None:
+            if not packet.size or packet.pts is None:
+                continue
+            packets += 1
+            first = packet.pts if first is None else min(first, packet.pts)
+            finish = packet.pts + (packet.duration or 0)
+            end = finish if end is None else max(end, finish)
+            if packet.is_keyframe:
+                last_key = packet.pts
+        if last_key is None or first is None or end is None:
             raise VideoError(f"{path}: output holds no keyframe")
         container.seek(last_key, stream=stream, backward=True, any_frame=False)
         tail = sum(1 for _ in _checked_decode(container, (stream,), path, lambda p: None))
         if tail == 0:
             raise VideoError(f"{path}: the end of the output does not decode")
-    return packets
+        return packets, float((end - first) * (stream.time_base or 0))
 
 
-def verify_output(path: Path, expected_frames: int, expected_duration: float) -> VideoInfo:
-    """Check a written clip: it opens, its first and last stretch decode, and it has the
-    expected frame count and duration."""
-    info = probe(path)
-    frames = _count_and_check_tail(path)
+def verify_output(
+    path: Path, expected_frames: int, expected_duration: float, name: str = ""
+) -> VideoInfo:
+    """Check a written clip: it opens, its last stretch decodes, and it has the expected
+    frame count and duration. Messages call the file `name` (e.g. its final name)."""
+    try:
+        info = probe(path)
+        frames, duration = _count_and_check_tail(path)
+    except VideoError as exc:
+        raise VideoError(str(exc).replace(str(path), name or str(path))) from None
+    label = name or str(path)
     if frames != expected_frames:
-        raise VideoError(f"{path}: output has {frames} frames, expected {expected_frames}")
-    tolerance = max(0.5, 2 / float(info.frame_rate or 1))
-    if expected_duration and not math.isclose(
-        info.duration_s, expected_duration, abs_tol=tolerance
-    ):
+        raise VideoError(f"{label}: output has {frames} frames, expected {expected_frames}")
+    tolerance = max(0.1, 2 / float(info.frame_rate or 1))
+    if expected_duration and not math.isclose(duration, expected_duration, abs_tol=tolerance):
         raise VideoError(
-            f"{path}: output lasts {info.duration_s:.2f} s, expected {expected_duration:.2f} s"
+            f"{label}: output lasts {duration:.2f} s, expected {expected_duration:.2f} s"
         )
     return info

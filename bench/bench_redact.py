@@ -78,7 +78,7 @@ def privmask_cmd(src: Path, dst: Path, *args: str) -> list[str]:
 
 def faces_masked(scene, src: Path, out: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(masked, total) ground-truth face appearances of at least 20 px."""
-    from privmask.daemon.testing import detail_lost, masked_fraction, read_frames
+    from privmask.daemon.testing import is_masked, read_frames
 
     wanted: dict[int, list[tuple[int, int, int, int]]] = {}
     for index, _, box in scene.visible("face", min_size=20):
@@ -87,10 +87,7 @@ def faces_masked(scene, src: Path, out: Path) -> tuple[int, int]:  # type: ignor
     for index, (before, after) in enumerate(zip(read_frames(src), read_frames(out))):
         for box in wanted.get(index, []):
             total += 1
-            hidden = (
-                masked_fraction(before, after, box) >= 0.9 or detail_lost(before, after, box) >= 0.6
-            )
-            masked += hidden
+            masked += is_masked(before, after, box)
     return masked, total
 
 

@@ -38,24 +38,29 @@ class _StaticMask:
 
 
 class MaskRenderer:
-    """Masks static polygons and tracked boxes into frames of one size."""
+    """Masks fixed polygons (each with its style) and tracked boxes into frames of one size."""
 
     def __init__(
         self,
         width: int,
         height: int,
         styles: Mapping[TargetClass, ClassStyle],
-        polygons: Sequence[Sequence[tuple[float, float]]] = (),
-        region_style: MaskStyle = MaskStyle.SOLID,
+        regions: Sequence[tuple[Sequence[tuple[float, float]], MaskStyle]] = (),
         strength: float = 1.0,
     ) -> None:
         if width < 2 or height < 2:
             raise ValueError(f"frame size {width}x{height} is too small to mask")
         self.width, self.height = width, height
         self.styles = dict(styles)
-        self.region_style = region_style
         self.strength = strength
-        self._static = [m for m in (self._rasterise(p) for p in polygons) if m is not None]
+        self._static = []
+        self.regions_outside: list[int] = []  # indices of regions with no pixel in the frame
+        for index, (polygon, style) in enumerate(regions):
+            mask = self._rasterise(polygon)
+            if mask is None:
+                self.regions_outside.append(index)
+            else:
+                self._static.append((mask, style))
 
     def _rasterise(self, polygon: Sequence[tuple[float, float]]) -> _StaticMask | None:
         points = np.asarray(polygon, dtype=np.float64)
@@ -76,16 +81,12 @@ class MaskRenderer:
             inside.append(mask.astype(bool))
         return _StaticMask((rects[0], rects[1], rects[1]), (inside[0], inside[1], inside[1]))
 
-    @property
-    def has_static(self) -> bool:
-        return bool(self._static)
-
     def render(self, planes: Sequence[Plane], detections: Detections | None) -> float:
         """Mask into the planes; return the fraction of the frame's area that was masked."""
         masked = 0.0
-        for static in self._static:
+        for static, style in self._static:
             for plane, rect, inside, fill in zip(planes, static.rects, static.inside, SOLID_YUV):
-                self._apply(plane, rect, self.region_style, inside, fill)
+                self._apply(plane, rect, style, inside, fill)
             masked += float(static.inside[0].sum())
         if detections is not None and len(detections):
             masked += self._render_boxes(planes, detections)

@@ -10,10 +10,11 @@ and runs no detector.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from privmask.adapters.video import (
 from privmask.daemon.masking import ClassStyle, MaskRenderer
 from privmask.daemon.report import build_report
 from privmask.daemon.tracker import Track, TrackerSettings, fill, link
-from privmask.rules.plan import RedactionPlan
+from privmask.rules.plan import PlanError, RedactionPlan
 
 # (pass name, frames done, frames expected); the CLI draws a progress bar from it
 Progress = Callable[[str, int, int], None]
@@ -51,7 +52,7 @@ class Redaction:
     output: VideoInfo
     frames: int
     tracks: tuple[Track, ...]
-    settings: TrackerSettings
+    settings: dict[TargetClass, TrackerSettings]
     masked_area: float  # mean fraction of the frame area masked
     models: tuple[tuple[str, str], ...]  # (registry name, sha256)
 
@@ -63,11 +64,13 @@ def redact(
     encoder: EncoderSettings = EncoderSettings(),
     models_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    report: Path | None = None,
 ) -> Redaction:
-    """Write a redacted copy of `source` to `target`, or nothing at all.
+    """Write a redacted copy of `source` to `target` (and its JSON `report`), or nothing.
 
-    The copy is written under a temporary name beside `target` and renamed into place only
-    after it has been decoded back in full, so a reader never sees a partial file.
+    Both are written under hidden temporary names beside their targets, flushed to disk,
+    and renamed into place only after the video has been verified, so a reader never sees
+    a partial file, and a failure anywhere leaves neither.
     """
     info = probe(source)
     detectors = load_detectors(plan, models_dir)
@@ -76,28 +79,44 @@ def redact(
         sightings = detect(source, info, detectors, plan.detect_every, progress)
     settings = tracker_settings(plan, info)
     tracks = link(sightings, settings)
-    with _staging(target) as staging:
-        frames, masked = render(source, staging, info, plan, tracks, settings, encoder, progress)
-        output = verify_output(staging, frames, info.duration_s)
-        os.replace(staging, target)
-    return Redaction(
-        source=info,
-        output=dataclasses.replace(output, path=target),
-        frames=frames,
-        tracks=tuple(tracks),
-        settings=settings,
-        masked_area=masked,
-        models=tuple((name, models.spec_for(name).sha256) for name, _ in detectors),
-    )
+    with ExitStack() as stack:
+        staging = stack.enter_context(_staging(target))
+        report_staging = stack.enter_context(_staging(report)) if report else None
+        frames, masked, duration = render(
+            source, staging, info, plan, tracks, settings, encoder, progress
+        )
+        output = verify_output(staging, frames, duration, name=target.name)
+        result = Redaction(
+            source=info,
+            output=dataclasses.replace(output, path=target),
+            frames=frames,
+            tracks=tuple(tracks),
+            settings=settings,
+            masked_area=masked,
+            models=tuple((name, models.spec_for(name).sha256) for name, _ in detectors),
+        )
+        if report and report_staging:
+            report_staging.write_text(json.dumps(build_report(result, plan), indent=2) + "\n")
+            _publish(report_staging, report)
+        try:
+            _publish(staging, target)
+        except BaseException:
+            if report is not None:
+                report.unlink(missing_ok=True)
+            raise
+    return result
 
 
-def write_report(redaction: Redaction, plan: RedactionPlan, path: Path) -> None:
-    import json
-
-    report = build_report(redaction, plan)
-    with _staging(path) as staging:
-        staging.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(staging, path)
+def _publish(staging: Path, target: Path) -> None:
+    """fsync the file, rename it into place, fsync the folder: durable once we return."""
+    with staging.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staging, target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def load_detectors(
@@ -106,21 +125,31 @@ def load_detectors(
     """Resolve and load every model the plan needs, before any work starts."""
     loaded = []
     for target in plan.targets:
-        name = target.model or models.DEFAULT_MODEL[TargetClass.parse(target.target)]
+        wanted = TargetClass.parse(target.target)
+        name = target.model or models.DEFAULT_MODEL[wanted]
+        if models.spec_for(name).detects is not wanted:
+            # its boxes would be of another class, and nothing would be masked
+            raise PlanError(f"model {name} does not detect {wanted.label}s")
         path = models.resolve(name, models_dir)
         loaded.append((name, build_detector(name, path, target.min_score)))
     return loaded
 
 
-def tracker_settings(plan: RedactionPlan, info: VideoInfo) -> TrackerSettings:
+def tracker_settings(plan: RedactionPlan, info: VideoInfo) -> dict[TargetClass, TrackerSettings]:
+    """Per class of target: how long a track may go unseen, and how far masks reach."""
     fps = float(info.frame_rate) or 25.0
-    return TrackerSettings(
-        max_gap=max(plan.detect_every, round(plan.hold_seconds * fps)),
-        lead=plan.detect_every + round(plan.fill_seconds * fps),
-        tail=plan.detect_every + round(plan.fill_seconds * fps),
-        frame_size=(info.width, info.height),
-        max_edge_frames=round(10 * fps),
-    )
+    reach = plan.detect_every + round(plan.fill_seconds * fps)
+    settings = {}
+    for target in plan.targets:
+        hold = plan.hold_seconds if target.hold_seconds is None else target.hold_seconds
+        settings[TargetClass.parse(target.target)] = TrackerSettings(
+            max_gap=max(plan.detect_every, round(hold * fps)),
+            lead=reach,
+            tail=reach,
+            frame_size=(info.width, info.height),
+            max_edge_frames=round(10 * fps),
+        )
+    return settings
 
 
 def detect(
@@ -147,7 +176,7 @@ def detect(
 
 def _detect_frame(frame, info: VideoInfo, detectors: list[tuple[str, Detector]]) -> Detections:  # type: ignore[no-untyped-def]
     """Detect in the frame as a viewer sees it (upright), in stored-frame coordinates."""
-    turns = (info.rotation // 90) % 4
+    turns = info.turns
     image = np.ascontiguousarray(np.rot90(to_bgr(frame, info.width, info.height), turns))
     found = Detections.merge(d.detect(image) for _, d in detectors)
     if turns:
@@ -182,29 +211,31 @@ def render(
     info: VideoInfo,
     plan: RedactionPlan,
     tracks: list[Track],
-    settings: TrackerSettings,
+    settings: dict[TargetClass, TrackerSettings],
     encoder: EncoderSettings,
     progress: Progress | None = None,
-) -> tuple[int, float]:
-    """Pass two: mask every frame and encode; return (frames written, mean masked area)."""
-    turns, size = (info.rotation // 90) % 4, (info.width, info.height)
+) -> tuple[int, float, float]:
+    """Pass two: mask every frame and encode.
+
+    Returns the frames written, the mean masked area and the seconds the frames span.
+    """
     styles = {
-        TargetClass.parse(t.target): ClassStyle(t.style, t.shape, t.padding) for t in plan.targets
+        TargetClass.parse(t.target): ClassStyle(t.style, t.shape, t.margin) for t in plan.targets
     }
-    renderer = MaskRenderer(
-        info.width,
-        info.height,
-        styles,
-        [
-            display_to_stored(np.array(region.in_pixels(*_display_size(info))), turns, *size)
-            for region in plan.regions
-        ],
-        plan.region_style,
-        plan.strength,
-    )
+    regions = []
+    for region in plan.regions:
+        shown = np.array(region.in_pixels(*info.display_size))
+        regions.append(
+            (display_to_stored(shown, info.turns, info.width, info.height), region.style)
+        )
+    renderer = MaskRenderer(info.width, info.height, styles, regions, plan.strength)
+    if renderer.regions_outside:
+        names = ", ".join(plan.regions[i].name or str(i + 1) for i in renderer.regions_outside)
+        width, height = info.display_size
+        raise PlanError(f"region {names} lies outside the {width}x{height} picture")
     transcoder = Transcoder(source, staging, encoder, info)
     try:
-        masks = fill(tracks, settings)
+        masks = fill([t for t in tracks if plan.selection.masks(t.track_id)], settings)
         masked_total = 0.0
         for index, frame in enumerate(transcoder.frames()):
             masked_total += renderer.render(planes(frame), masks.get(index))
@@ -218,11 +249,14 @@ def render(
     frames = transcoder.frames_written
     if info.declared_frames and frames < info.declared_frames:
         raise VideoError(f"{source}: truncated: {frames} of {info.declared_frames} frames decode")
-    return frames, masked_total / max(1, frames)
-
-
-def _display_size(info: VideoInfo) -> tuple[int, int]:
-    return (info.height, info.width) if (info.rotation // 90) % 2 else (info.width, info.height)
+    # without a frame count, a cut file shows as streams that all stop before the end
+    missing = info.duration_s - transcoder.media_end
+    if missing > max(0.5, 2 / float(info.frame_rate or 1)):
+        raise VideoError(
+            f"{source}: truncated: its streams end at {transcoder.media_end:.2f} s "
+            f"of {info.duration_s:.2f} s"
+        )
+    return frames, masked_total / max(1, frames), transcoder.duration_written
 
 
 @contextmanager

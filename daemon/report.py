@@ -17,14 +17,16 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
     last_frame = redaction.frames - 1
     tracks = []
     for track in redaction.tracks:
+        settings = redaction.settings[track.target]
         tracks.append(
             {
                 "id": track.track_id,
                 "class": track.target.label,
                 "first_frame": track.frames[0],
                 "last_frame": track.frames[-1],
-                "masked_from": max(0, track.frames[0] - track.lead(redaction.settings)),
-                "masked_to": min(last_frame, track.frames[-1] + track.tail(redaction.settings)),
+                "masked": plan.selection.masks(track.track_id),
+                "masked_from": max(0, track.frames[0] - track.lead(settings)),
+                "masked_to": min(last_frame, track.frames[-1] + track.tail(settings)),
                 "sightings": len(track.frames),
                 "max_score": round(max(track.scores), 3),
                 # the detected boxes only; frames between them are interpolated
@@ -42,15 +44,17 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
         "output": _video(output),
         "plan": {
             "targets": [
-                {**asdict(t), "style": t.style.value, "shape": t.shape.value} for t in plan.targets
+                {**asdict(t), "padding": t.margin, "style": t.style.value, "shape": t.shape.value}
+                for t in plan.targets
             ],
             "regions": [
-                {"name": r.name, "points": r.points, "relative": r.relative} for r in plan.regions
+                {"name": r.name, "points": r.points, "relative": r.relative, "style": r.style.value}
+                for r in plan.regions
             ],
-            "region_style": plan.region_style.value,
             "detect_every": plan.detect_every,
             "hold_seconds": plan.hold_seconds,
             "fill_seconds": plan.fill_seconds,
+            "selection": {"mode": plan.selection.mode, "tracks": sorted(plan.selection.tracks)},
         },
         "models": [{"name": name, "sha256": digest} for name, digest in redaction.models],
         "tracks": tracks,

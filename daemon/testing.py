@@ -518,6 +518,14 @@ def masked_fraction(
     return float((np.abs(sa - sb).max(axis=2) > threshold).mean())
 
 
+def is_masked(original: Image, output: Image, box: Box) -> bool:
+    """Whether a redaction hid what was in `box`: its detail is gone (blur, pixelate) or
+    its pixels were replaced (solid fill). Tests and the benchmark judge by this alone."""
+    return (
+        detail_lost(original, output, box) >= 0.5 or masked_fraction(original, output, box) >= 0.9
+    )
+
+
 def detail_lost(original: Image, output: Image, box: Box) -> float:
     """How much of the original's fine detail in the box the output lacks (0 = all kept).
 

@@ -70,11 +70,14 @@ class TrackerSettings:
     growth_per_frame: float = 0.04  # extrapolated boxes widen: the target may have turned
 
 
-def link(sightings: Mapping[int, Detections], settings: TrackerSettings) -> list[Track]:
-    """Tracks of every class, with ids unique across the clip."""
+def link(
+    sightings: Mapping[int, Detections], settings: Mapping[TargetClass, TrackerSettings]
+) -> list[Track]:
+    """Tracks of every class that has settings, with ids unique across the clip."""
     tracks: list[Track] = []
     for target in TargetClass:
-        tracks += _link_class(sightings, target, settings, first_id=len(tracks) + 1)
+        if target in settings:
+            tracks += _link_class(sightings, target, settings[target], first_id=len(tracks) + 1)
     return tracks
 
 
@@ -167,11 +170,13 @@ def _affinity(
     return np.where(iou >= min_iou, iou, fallback).astype(np.float32)
 
 
-def fill(tracks: list[Track], settings: TrackerSettings) -> dict[int, Detections]:
+def fill(
+    tracks: list[Track], settings: Mapping[TargetClass, TrackerSettings]
+) -> dict[int, Detections]:
     """Per-frame boxes of every track: interpolated between sightings, extended at both ends."""
     per_frame: dict[int, list[tuple[Box, float, int, int]]] = {}
     for track in tracks:
-        for frame, box in _track_boxes(track, settings):
+        for frame, box in _track_boxes(track, settings[track.target]):
             score = max(track.scores)
             per_frame.setdefault(frame, []).append((box, score, int(track.target), track.track_id))
     return {

@@ -6,6 +6,7 @@ policy: it imports nothing from the daemon or the adapters.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -50,11 +51,15 @@ class Region:
     points: tuple[tuple[float, float], ...]
     relative: bool
     name: str = ""
+    reference_size: tuple[int, int] | None = None  # pixel points drawn on a frame this size
+    style: MaskStyle = MaskStyle.SOLID
 
     def __post_init__(self) -> None:
         label = f"region {self.name!r}" if self.name else "region"
         if len(self.points) < 2:
             raise PlanError(f"{label} needs at least 2 points (a rectangle) or 3 (a polygon)")
+        if not all(math.isfinite(v) for point in self.points for v in point):
+            raise PlanError(f"{label} has a coordinate that is not a finite number")
         if any(x < 0 or y < 0 for x, y in self.points):
             raise PlanError(f"{label} has a negative coordinate")
         if self.relative and any(x > 1 or y > 1 for x, y in self.points):
@@ -72,11 +77,16 @@ class Region:
         return self.points
 
     def in_pixels(self, width: int, height: int) -> tuple[tuple[float, float], ...]:
-        sx, sy = (width, height) if self.relative else (1, 1)
+        if self.relative:
+            sx, sy = float(width), float(height)
+        elif self.reference_size:
+            sx, sy = width / self.reference_size[0], height / self.reference_size[1]
+        else:
+            sx = sy = 1.0
         return tuple((x * sx, y * sy) for x, y in self.polygon)
 
     @classmethod
-    def parse(cls, text: str, name: str = "") -> Region:
+    def parse(cls, text: str, name: str = "", style: MaskStyle = MaskStyle.SOLID) -> Region:
         """`X1,Y1,X2,Y2,...`; all values in 0..1 means fractions of the frame."""
         try:
             values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
@@ -85,7 +95,7 @@ class Region:
         if len(values) % 2 or len(values) < 4:
             raise PlanError(f"region {text!r}: expected an even count of at least 4 numbers")
         points = tuple(zip(values[0::2], values[1::2], strict=True))
-        return cls(points, relative=all(v <= 1 for v in values), name=name)
+        return cls(points, relative=all(v <= 1 for v in values), name=name, style=style)
 
 
 def _area(points: tuple[tuple[float, float], ...]) -> float:
@@ -115,6 +125,10 @@ def _segments_cross(a, b, c, d) -> bool:  # type: ignore[no-untyped-def]
     return o1 * o2 < 0 and o3 * o4 < 0
 
 
+# Sensible padding per target: a face box is tight, a person box already generous.
+DEFAULT_PADDING = {"face": 0.25, "person": 0.05, "plate": 0.15}
+
+
 @dataclass(frozen=True)
 class TargetPlan:
     """How one class of target is found and masked."""
@@ -122,9 +136,15 @@ class TargetPlan:
     target: str  # one of TARGETS
     model: str = ""  # registry name; empty means the default for the target
     min_score: float | None = None  # None: the model's own default
-    padding: float = 0.15  # fraction of the box size added on every side
+    padding: float | None = None  # fraction of the box added on every side; None: default
     style: MaskStyle = MaskStyle.BLUR
     shape: MaskShape = MaskShape.BOX
+    hold_seconds: float | None = None  # None: the plan's hold_seconds
+
+    @property
+    def margin(self) -> float:
+        """The padding, or the target's default."""
+        return DEFAULT_PADDING[self.target] if self.padding is None else self.padding
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -133,25 +153,40 @@ class TargetPlan:
             )
         if self.min_score is not None and not 0 < self.min_score < 1:
             raise PlanError(f"min score for {self.target} must be between 0 and 1")
-        if not 0 <= self.padding <= 2:
+        if not 0 <= self.margin <= 2:
             raise PlanError(f"padding for {self.target} must be 0..2 (a fraction of the box)")
 
 
-# Sensible padding per target: a face box is tight, a person box already generous.
-DEFAULT_PADDING = {"face": 0.25, "person": 0.05, "plate": 0.15}
+@dataclass(frozen=True)
+class TrackSelection:
+    """Which tracks are masked: all, all except `tracks`, or only `tracks`."""
+
+    mode: str = "all"
+    tracks: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("all", "except", "only"):
+            raise PlanError(f"selection mode must be all, except or only, got {self.mode!r}")
+
+    def masks(self, track_id: int) -> bool:
+        if self.mode == "except":
+            return track_id not in self.tracks
+        if self.mode == "only":
+            return track_id in self.tracks
+        return True
 
 
 @dataclass(frozen=True)
 class RedactionPlan:
     targets: tuple[TargetPlan, ...] = ()
     regions: tuple[Region, ...] = ()
-    region_style: MaskStyle = MaskStyle.SOLID
     detect_every: int = 3  # run detectors on every n-th frame; tracking fills the rest
     hold_seconds: float = 1.0  # keep a lost target masked this long, and bridge gaps this long
     fill_seconds: float = (
         0.2  # extend every track this far before its first/after its last sighting
     )
     strength: float = 1.0  # blur/pixelate strength multiplier
+    selection: TrackSelection = TrackSelection()
 
     def __post_init__(self) -> None:
         if not 1 <= self.detect_every <= 30:
@@ -161,7 +196,3 @@ class RedactionPlan:
         seen = [t.target for t in self.targets]
         if len(seen) != len(set(seen)):
             raise PlanError("each target may be listed once")
-
-    @property
-    def needs_detection(self) -> bool:
-        return bool(self.targets)

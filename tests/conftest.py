@@ -39,6 +39,7 @@ def write_clip(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     audio: str | None = None,
+    audio_seconds: float | None = None,
     pts: Sequence[int] | None = None,
     time_base: Fraction | None = None,
     rotation: int = 0,
@@ -76,7 +77,7 @@ def write_clip(
             for packet in video.encode(frame):
                 container.mux(packet)
         if sound is not None:
-            _write_tone(container, sound, seconds=frames / fps)
+            _write_tone(container, sound, seconds=audio_seconds or frames / fps)
         for packet in video.encode(None):
             container.mux(packet)
     return path

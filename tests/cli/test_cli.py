@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_clip
+
 
 def privmask(
     *args: str | Path, env: dict[str, str] | None = None
@@ -24,11 +26,13 @@ def privmask(
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess[str], code: int, words: str) -> None:
+    """Exactly one error line, last; before it at most argparse's usage lines."""
     assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 or lines[-1].startswith("privmask: error"), result.stderr
-    assert "Traceback" not in result.stderr
-    assert words in lines[-1]
+    *before, last = result.stderr.strip().splitlines()
+    assert last.startswith("privmask") and ": error: " in last, result.stderr
+    assert words in last, result.stderr
+    usage = before[0].startswith("usage:") if before else True
+    assert usage and all(line.startswith((" ", "usage:")) for line in before), result.stderr
 
 
 def test_static_regions_with_report(clip: Path, tmp_path: Path) -> None:
@@ -61,7 +65,10 @@ def test_static_regions_with_report(clip: Path, tmp_path: Path) -> None:
         (["--region", "1,2,3"], "expected an even count"),
         (["--region", "0,0,10,10,0,10,10,0"], "self-intersecting"),
         (["--detect-every", "0"], "detect-every must be 1..30"),
-        (["--codec", "vp9"], "--codec must be h264 or h265"),
+        (["--codec", "vp9"], "--codec: invalid choice: 'vp9'"),
+        (["--preset", "bogus"], "--preset: invalid choice: 'bogus'"),
+        (["--face-model", "yolox-nano"], "--face-model: invalid choice"),
+        (["--region", "0,0,nan,nan"], "not a finite number"),
     ],
 )
 def test_wrong_options_exit_2_with_one_line(
@@ -146,6 +153,7 @@ def test_models_fetch_from_a_site_mirror_verifies_the_hash(
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
+    secret_url = f"http://reader:hunter2@127.0.0.1:{server.server_address[1]}"
     store = tmp_path / "store"
     try:
         ok = privmask("models", "fetch", "yolox-nano", "--to", store, "--mirror", url)
@@ -155,6 +163,9 @@ def test_models_fetch_from_a_site_mirror_verifies_the_hash(
         ).read_bytes()
         bad = privmask("models", "fetch", "light-person", "--to", store, "--mirror", url)
         assert_one_clear_line(bad, 1, "sha256 mismatch")
+        hidden = privmask("models", "fetch", "light-person", "--to", store, "--mirror", secret_url)
+        assert_one_clear_line(hidden, 1, "could not fetch light-person")
+        assert "hunter2" not in hidden.stderr
         assert not (store / "light_person_detector_192.onnx").exists()
     finally:
         server.shutdown()
@@ -185,3 +196,44 @@ def test_mp4_output_has_its_index_first(clip: Path, tmp_path: Path) -> None:
     )
     head = out.read_bytes()[:4096]
     assert 0 < head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head
+
+
+def test_report_may_not_overwrite_input_or_output(clip: Path, tmp_path: Path) -> None:
+    before = clip.read_bytes()
+    out = tmp_path / "out.mp4"
+    for report in (clip, out):
+        result = privmask("redact", clip, out, "--detect", "none", "--region", "0,0,9,9",
+                          "--report", report)  # fmt: skip
+        assert_one_clear_line(result, 2, "--report must name a file other than INPUT and OUTPUT")
+    assert clip.read_bytes() == before
+    assert not out.exists()
+
+
+def test_report_in_a_missing_folder_fails_before_any_work(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    result = privmask("redact", clip, out, "--detect", "none", "--region", "0,0,9,9",
+                      "--report", tmp_path / "nodir" / "r.json")  # fmt: skip
+    assert_one_clear_line(result, 2, "output folder does not exist")
+    assert not out.exists()
+
+
+def test_sigterm_leaves_no_partial_file(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    src = write_clip(tmp_path / "long.mp4", frames=300, size=(640, 360))
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    argv = ["redact", src, outbox / "x.mp4", "--detect", "none", "--region", "0,0,9,9"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "privmask.daemon.cli", *map(str, argv)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(outbox.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until the temporary output exists
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert list(outbox.iterdir()) == []

@@ -67,7 +67,7 @@ def test_padding_grows_the_box_and_stays_in_the_frame() -> None:
 def test_static_polygon_only_inside() -> None:
     frame = textured_frame()
     triangle = [(0, 0), (200, 0), (0, 200)]
-    renderer = MaskRenderer(W, H, {}, [triangle], MaskStyle.SOLID)
+    renderer = MaskRenderer(W, H, {}, [(triangle, MaskStyle.SOLID)])
     area = renderer.render(planes(frame), None)
     y = planes(frame)[0]
     assert y[10, 10] == 16 and y[150, 150] != 16

@@ -23,19 +23,13 @@ from privmask.daemon.testing import (
     CHANGE_SIGMA,
     CHANGE_THRESHOLD,
     Scene,
-    detail_lost,
-    masked_fraction,
+    is_masked,
     person_sprites_from_media,
     read_frames,
     write_scene,
 )
 
 pytestmark = pytest.mark.slow
-
-
-def hidden(before: np.ndarray, after: np.ndarray, box: tuple[int, int, int, int]) -> bool:
-    """A box counts as masked when its detail is gone or its pixels are replaced."""
-    return detail_lost(before, after, box) >= 0.5 or masked_fraction(before, after, box) >= 0.9
 
 
 def background_changed(scene: Scene, frames: list[np.ndarray], out: list[np.ndarray]) -> float:
@@ -87,7 +81,7 @@ def test_every_face_of_20px_or_more_is_masked_in_every_frame(redacted) -> None: 
     leaks = [
         (index, target_id)
         for index, target_id, box in scene.visible("face", min_size=20)
-        if not hidden(before[index], after[index], box)
+        if not is_masked(before[index], after[index], box)
     ]
     appearances = sum(1 for _ in scene.visible("face", min_size=20))
     print(f"{look}: face recall {1 - len(leaks) / appearances:.4f} of {appearances} appearances")
@@ -98,7 +92,7 @@ def test_every_face_of_20px_or_more_is_masked_in_every_frame(redacted) -> None: 
 def test_people_are_masked(redacted) -> None:  # type: ignore[no-untyped-def]
     look, scene, before, after, _ = redacted
     appearances = list(scene.visible("person", min_size=20))
-    masked = sum(hidden(before[i], after[i], box) for i, _, box in appearances)
+    masked = sum(is_masked(before[i], after[i], box) for i, _, box in appearances)
     recall = masked / len(appearances)
     print(f"{look}: person recall {recall:.4f} of {len(appearances)} appearances")
     # the misses are narrow strips of a person walking behind another one

@@ -12,11 +12,11 @@ import pytest
 
 from privmask.adapters.video import VideoError, probe
 from privmask.daemon.pipeline import redact
-from privmask.rules.plan import MaskStyle, RedactionPlan, Region
+from privmask.rules.plan import PlanError, RedactionPlan, Region, TargetPlan
 
 from conftest import write_clip
 
-LEFT_HALF = RedactionPlan(regions=(Region.parse("0,0,0.5,1"),), region_style=MaskStyle.SOLID)
+LEFT_HALF = RedactionPlan(regions=(Region.parse("0,0,0.5,1"),))
 
 
 def frame_times(path: Path) -> list[float]:
@@ -97,30 +97,27 @@ def test_h265_source_becomes_h264(tmp_path: Path) -> None:
     assert len(frame_times(out)) == 30
 
 
-def truncated(tmp_path: Path) -> Path:
-    src = write_clip(tmp_path / "whole.mkv", frames=60)
-    data = src.read_bytes()
-    cut = tmp_path / "cut.mkv"
-    cut.write_bytes(data[: len(data) // 2])
-    return cut
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _cut(folder: Path, suffix: str, keep: float) -> Path:
+    """A real clip cut short, as an interrupted copy leaves it."""
+    whole = write_clip(folder / f"whole{suffix}", frames=60)
+    data = whole.read_bytes()
+    whole.unlink()
+    return _written(folder / f"cut{suffix}", data[: int(len(data) * keep)])
 
 
 BROKEN = {
-    "empty": lambda d: (d / "empty.mp4").write_bytes(b"") and None or d / "empty.mp4",
-    "text": lambda d: (d / "notes.mp4").write_text("not a video\n" * 20) and d / "notes.mp4",
-    "truncated mp4": lambda d: _cut_mp4(d),
+    "empty": lambda d: _written(d / "empty.mp4", b""),
+    "text": lambda d: _written(d / "notes.mp4", b"not a video\n" * 20),
+    "truncated mp4": lambda d: _cut(d, ".mp4", 2 / 3),
+    "truncated mkv (no frame count)": lambda d: _cut(d, ".mkv", 1 / 2),
     "absurd size": lambda d: write_clip(d / "huge.mp4", frames=2, size=(8208, 16)),
     "unsupported codec": lambda d: write_clip(d / "ffv1.mkv", frames=3, codec="ffv1"),
 }
-
-
-def _cut_mp4(folder: Path) -> Path:
-    src = write_clip(folder / "whole.mp4", frames=60)
-    data = src.read_bytes()
-    cut = folder / "cut.mp4"
-    cut.write_bytes(data[: len(data) * 2 // 3])
-    src.unlink()
-    return cut
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
@@ -137,14 +134,6 @@ def test_broken_input_fails_cleanly_and_leaves_nothing(kind: str, tmp_path: Path
     assert src.read_bytes() == before  # the source is never touched
 
 
-def test_truncated_stream_without_index_fails(tmp_path: Path) -> None:
-    outbox = tmp_path / "out"
-    outbox.mkdir()
-    with pytest.raises(VideoError):
-        redact(truncated(tmp_path), outbox / "result.mp4", LEFT_HALF)
-    assert list(outbox.iterdir()) == []
-
-
 def test_verification_rejects_a_short_or_cut_output(tmp_path: Path) -> None:
     from privmask.adapters.video import verify_output
 
@@ -156,3 +145,70 @@ def test_verification_rejects_a_short_or_cut_output(tmp_path: Path) -> None:
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(VideoError):
         verify_output(cut, 50, 2.0)
+
+
+def test_pixel_aspect_ratio_is_kept(tmp_path: Path) -> None:
+    # PAL D1 from a DVR: 704x576 with 12:11 pixels; lost, the picture plays stretched
+    src = tmp_path / "d1.mkv"
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 704, 576, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(12, 11)
+        for index in range(10):
+            frame = av.VideoFrame(704, 576, "yuv420p")
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out.mp4"
+    redact(src, out, LEFT_HALF)
+    assert probe(out).sample_aspect_ratio == Fraction(12, 11)
+
+
+def test_audio_running_past_the_video_is_not_taken_for_truncation(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "long-audio.mkv", frames=25, audio="aac", audio_seconds=3.0)
+    assert probe(src).duration_s > 2.5  # the container's duration is the audio's
+    result = redact(src, tmp_path / "out.mp4", LEFT_HALF)
+    assert result.frames == 25
+
+
+def test_single_frame_clip(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "still.mp4", frames=1)
+    assert redact(src, tmp_path / "out.mp4", LEFT_HALF).frames == 1
+
+
+def test_odd_frame_size_is_refused_with_a_reason(tmp_path: Path) -> None:
+    src = tmp_path / "odd.mkv"
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 321, 241, "yuvj444p"
+        frame = av.VideoFrame(321, 241, "yuvj444p")
+        frame.pts = 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    with pytest.raises(VideoError, match="odd frame size 321x241"):
+        redact(src, outbox / "x.mp4", LEFT_HALF)
+    assert list(outbox.iterdir()) == []
+
+
+def test_region_outside_the_picture_is_an_error_not_a_silent_skip(
+    clip: Path, tmp_path: Path
+) -> None:
+    plan = RedactionPlan(regions=(Region.parse("1000,1000,1200,1200", name="far"),))
+    with pytest.raises(PlanError, match="region far lies outside the 320x240 picture"):
+        redact(clip, tmp_path / "out.mp4", plan)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_model_of_another_class_is_refused(clip: Path, tmp_path: Path, models_dir: Path) -> None:
+    plan = RedactionPlan(targets=(TargetPlan("face", model="yolox-nano"),))
+    with pytest.raises(PlanError, match="model yolox-nano does not detect faces"):
+        redact(clip, tmp_path / "out.mp4", plan, models_dir=models_dir)
+
+
+def test_report_is_published_with_the_video_or_not_at_all(clip: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "out.mp4", tmp_path / "out.json"
+    redact(clip, out, LEFT_HALF, report=report)
+    assert out.exists() and report.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.json", "out.mp4"]

@@ -7,7 +7,7 @@ import numpy as np
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.daemon.tracker import TrackerSettings, fill, link
 
-SETTINGS = TrackerSettings(max_gap=10, lead=4, tail=4)
+SETTINGS = dict.fromkeys(TargetClass, TrackerSettings(max_gap=10, lead=4, tail=4))
 
 
 def box_at(frame: int, x0: float = 100, speed: float = 3, size: float = 24) -> list[float]:

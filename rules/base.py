@@ -1,0 +1,9 @@
+"""The base of every rule-file model: unknown keys are errors, not silently ignored."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
