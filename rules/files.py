@@ -83,7 +83,10 @@ def parse_rules(text: str, path: str = "<rules>") -> Located:
         return Located(RuleFile.model_validate(data), path, text, root)
     except ValidationError as exc:
         located = Located(RuleFile.model_construct(), path, text, root)
-        raise RuleFileError([_problem(located, error) for error in exc.errors()]) from None
+        problems = sorted(
+            (_problem(located, e) for e in exc.errors()), key=lambda p: (p.line, p.column)
+        )
+        raise RuleFileError(problems) from None
 
 
 def _problem(located: Located, error: ErrorDetails) -> Problem:

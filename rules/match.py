@@ -34,7 +34,8 @@ class Job:
 
 
 class TimeWindow(StrictModel):
-    """Times of day on some weekdays; a window whose end is before its start spans midnight."""
+    """Times of day on some weekdays. A window whose end is before its start spans midnight;
+    one whose start and end are equal covers the whole day."""
 
     days: list[Weekday] = Field(
         default_factory=lambda: list(Weekday), description="weekdays (default: every day)"
@@ -44,15 +45,15 @@ class TimeWindow(StrictModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> TimeWindow:
-        if self.start == self.end:
-            raise ValueError("a time window needs 'from' and 'to' to differ")
         if not self.days:
             raise ValueError("a time window needs at least one day")
         return self
 
     def contains(self, moment: datetime) -> bool:
         clock = moment.time()
-        if self.start < self.end:
+        if self.start == self.end:
+            inside, day = True, moment.date()
+        elif self.start < self.end:
             inside, day = self.start <= clock < self.end, moment.date()
         else:  # e.g. 22:00-06:00: the early hours belong to the previous evening's window
             inside = clock >= self.start or clock < self.end

@@ -60,6 +60,7 @@ class RegionSpec(StrictModel):
             relative=self.units == "relative",
             name=self.name,
             reference_size=self.resolution,
+            style=self.style,
         )
 
 
