@@ -1,0 +1,403 @@
+"""Output packages: real AES-256 zips, checked by a second tool (7-Zip) as well as by us.
+
+The 7-Zip password goes on its command line here only because it is a throwaway test
+password; privmask itself never takes a password on a command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+import pytest
+import pyzipper
+
+from privmask.adapters.package import (
+    PackageContents,
+    PackageError,
+    read_package,
+    verify_manifest,
+    write_package,
+)
+
+PASSWORD = b"throwaway-Test-pw-4711"
+MANIFEST = {
+    "input_sha256": "ab" * 32,
+    "output_sha256": "cd" * 32,
+    "privmask_version": "0.1.0",
+    "masked": {"face": 3, "person": 1},
+    "note": "caf\u00e9",
+}
+ENTRIES = ["video.mp4", "manifest.json", "manifest.sig"]
+
+
+@pytest.fixture(scope="session")
+def sevenzip() -> str:
+    """7-Zip is the independent reader; CI installs it, so its absence is a failure."""
+    found = shutil.which("7z")
+    if found is None:
+        pytest.fail(
+            "7z not found: install the Debian package p7zip-full (apt-get install p7zip-full)"
+        )
+    return found
+
+
+def run_7z(sevenzip: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sevenzip, *map(str, args)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def package(clip: Path, outbox: Path) -> Path:
+    return write_package(PackageContents(clip, MANIFEST), outbox, "CAM-LOBBY-0001", PASSWORD)
+
+
+def leftovers(folder: Path, keep: Collection[str] = ()) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_package_lands_under_its_name_with_nothing_else(package: Path, outbox: Path) -> None:
+    assert package == outbox / "CAM-LOBBY-0001.zip"
+    assert leftovers(outbox) == ["CAM-LOBBY-0001.zip"]
+
+
+def test_7z_opens_it_and_extracts_the_exact_video_and_manifest(
+    sevenzip: str, package: Path, clip: Path, tmp_path: Path
+) -> None:
+    tested = run_7z(sevenzip, "t", f"-p{PASSWORD.decode()}", package)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    target = tmp_path / "extracted"
+    extracted = run_7z(sevenzip, "x", "-y", f"-p{PASSWORD.decode()}", f"-o{target}", package)
+    assert extracted.returncode == 0, extracted.stdout + extracted.stderr
+
+    assert sorted(p.name for p in target.iterdir()) == sorted(ENTRIES)
+    assert (target / "video.mp4").read_bytes() == clip.read_bytes()
+    manifest_bytes = (target / "manifest.json").read_bytes()
+    assert json.loads(manifest_bytes) == MANIFEST
+    assert (
+        manifest_bytes
+        == (json.dumps(MANIFEST, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    )
+    signature = (target / "manifest.sig").read_text()
+    assert verify_manifest(manifest_bytes, signature, PASSWORD)
+
+
+def test_signature_follows_the_documented_recipe(
+    sevenzip: str, package: Path, tmp_path: Path
+) -> None:
+    """A recipient can check the manifest with nothing but the password and hashlib."""
+    target = tmp_path / "x"
+    run_7z(sevenzip, "x", "-y", f"-p{PASSWORD.decode()}", f"-o{target}", package)
+    key = hashlib.pbkdf2_hmac("sha256", PASSWORD, b"privmask-manifest", 200_000, 32)
+    expected = hmac.new(key, (target / "manifest.json").read_bytes(), hashlib.sha256).hexdigest()
+    assert (target / "manifest.sig").read_text().strip() == expected
+
+
+def test_7z_sees_aes256_generic_entry_names_and_stored_video(sevenzip: str, package: Path) -> None:
+    listing = run_7z(sevenzip, "l", "-slt", f"-p{PASSWORD.decode()}", package)
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    entries: dict[str, str] = {}
+    current = None
+    for line in listing.stdout.splitlines():
+        key, _, value = line.partition(" = ")
+        if key == "Path" and value != str(package):
+            current = value
+        elif key == "Method" and current is not None:
+            entries[current] = value
+    assert entries == {
+        "video.mp4": "AES-256 Store",
+        "manifest.json": "AES-256 Deflate",
+        "manifest.sig": "AES-256 Store",
+    }
+    with pyzipper.AESZipFile(package) as archive:
+        assert archive.namelist() == ENTRIES
+
+
+def test_7z_fails_with_a_wrong_password(sevenzip: str, package: Path, tmp_path: Path) -> None:
+    assert run_7z(sevenzip, "t", "-pnot-the-password", package).returncode != 0
+    target = tmp_path / "wrong"
+    extracted = run_7z(sevenzip, "x", "-y", "-pnot-the-password", f"-o{target}", package)
+    assert extracted.returncode != 0
+
+
+def test_read_package_round_trip(package: Path, clip: Path) -> None:
+    video, manifest = read_package(package, PASSWORD)
+    assert video == clip.read_bytes()
+    assert manifest == MANIFEST
+
+
+def test_read_package_rejects_a_wrong_password(package: Path) -> None:
+    with pytest.raises(PackageError, match="wrong password"):
+        read_package(package, b"not-the-password")
+
+
+def test_other_video_suffix(clip: Path, outbox: Path, sevenzip: str) -> None:
+    path = write_package(PackageContents(clip, {}, ".mkv"), outbox, "p", PASSWORD)
+    with pyzipper.AESZipFile(path) as archive:
+        assert archive.namelist() == ["video.mkv", "manifest.json", "manifest.sig"]
+    assert run_7z(sevenzip, "t", f"-p{PASSWORD.decode()}", path).returncode == 0
+
+
+def test_no_camera_or_file_names_visible_without_the_password(clip: Path, outbox: Path) -> None:
+    secret_clip = clip.with_name("CAM-SECRET-ENTRANCE.mp4")
+    shutil.copy(clip, secret_clip)
+    manifest = {"camera": "CAM-SECRET-ENTRANCE", "source": str(secret_clip)}
+    path = write_package(PackageContents(secret_clip, manifest), outbox, "pkg", PASSWORD)
+    raw = path.read_bytes()
+    assert b"CAM-SECRET" not in raw
+    assert b"ENTRANCE" not in raw
+
+
+def rewrite(package: Path, replace: dict[str, bytes], password: bytes = PASSWORD) -> None:
+    """Re-pack a package with some entries swapped, as someone holding the password could."""
+    with pyzipper.AESZipFile(package) as archive:
+        archive.setpassword(PASSWORD)
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    contents.update(replace)
+    with pyzipper.AESZipFile(package, "w", encryption=pyzipper.WZ_AES) as archive:
+        archive.setpassword(password)
+        for name, data in contents.items():
+            archive.writestr(name, data)
+
+
+def test_altered_manifest_is_detected(package: Path) -> None:
+    _, manifest = read_package(package, PASSWORD)
+    manifest["masked"]["face"] = 0
+    forged = (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode()
+    rewrite(package, {"manifest.json": forged})
+    with pytest.raises(PackageError, match="manifest signature does not match"):
+        read_package(package, PASSWORD)
+
+
+def test_verify_manifest() -> None:
+    data = b'{\n  "a": 1\n}\n'
+    key = hashlib.pbkdf2_hmac("sha256", PASSWORD, b"privmask-manifest", 200_000, 32)
+    signature = hmac.new(key, data, hashlib.sha256).hexdigest()
+    assert verify_manifest(data, signature, PASSWORD)
+    assert verify_manifest(data, signature.upper() + "\n", PASSWORD)
+    assert not verify_manifest(data.replace(b"1", b"2"), signature, PASSWORD)
+    assert not verify_manifest(data, signature, b"other-password")
+    assert not verify_manifest(data, "", PASSWORD)
+
+
+def test_unencrypted_package_is_refused(package: Path) -> None:
+    with pyzipper.AESZipFile(package) as archive:
+        archive.setpassword(PASSWORD)
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    with pyzipper.ZipFile(package, "w") as plain:
+        for name, data in contents.items():
+            plain.writestr(name, data)
+    with pytest.raises(PackageError, match="unencrypted"):
+        read_package(package, PASSWORD)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "not-a-zip"])
+def test_corrupt_package(package: Path, damage: str) -> None:
+    data = bytearray(package.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0xFF  # inside the stored video: AES HMAC must catch it
+    else:
+        data = bytearray(b"this is not a zip file at all")
+    package.write_bytes(bytes(data))
+    with pytest.raises(PackageError, match="corrupt") as caught:
+        read_package(package, PASSWORD)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_package(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="does not exist"):
+        read_package(tmp_path / "nothing.zip", PASSWORD)
+
+
+# --- failures while writing: a clear PackageError and nothing partial left behind ---
+
+
+def test_outbox_is_a_file(clip: Path, tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "outbox"
+    not_a_folder.write_bytes(b"x")
+    with pytest.raises(PackageError, match="not a folder"):
+        write_package(PackageContents(clip, MANIFEST), not_a_folder, "p", PASSWORD)
+    assert leftovers(tmp_path, {"clip.mp4"}) == ["outbox"]
+    assert not_a_folder.read_bytes() == b"x"
+
+
+def test_outbox_missing(clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="does not exist"):
+        write_package(PackageContents(clip, MANIFEST), tmp_path / "gone", "p", PASSWORD)
+    assert not (tmp_path / "gone").exists()
+
+
+def test_existing_package_is_never_overwritten(package: Path, clip: Path, outbox: Path) -> None:
+    before = package.read_bytes()
+    other = write_clip_copy(clip, b"different")
+    with pytest.raises(PackageError, match="already exists"):
+        write_package(PackageContents(other, {"other": True}), outbox, "CAM-LOBBY-0001", PASSWORD)
+    assert package.read_bytes() == before
+    assert leftovers(outbox) == ["CAM-LOBBY-0001.zip"]
+
+
+def write_clip_copy(clip: Path, extra: bytes) -> Path:
+    copy = clip.with_name("other.mp4")
+    copy.write_bytes(clip.read_bytes() + extra)
+    return copy
+
+
+def test_missing_video(outbox: Path, tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="cannot read video"):
+        write_package(PackageContents(tmp_path / "none.mp4", MANIFEST), outbox, "p", PASSWORD)
+    assert leftovers(outbox) == []
+
+
+def test_manifest_that_is_not_json(clip: Path, outbox: Path) -> None:
+    with pytest.raises(PackageError, match="not plain JSON"):
+        write_package(PackageContents(clip, {"when": object()}), outbox, "p", PASSWORD)
+    with pytest.raises(PackageError, match="not plain JSON"):
+        write_package(PackageContents(clip, {"score": float("nan")}), outbox, "p", PASSWORD)
+    assert leftovers(outbox) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a/b", "../up", ".hidden", "x\\y", "nul\0byte", "tab\tname", "n" * 201]
+)
+def test_name_must_be_a_plain_file_name(clip: Path, outbox: Path, name: str) -> None:
+    with pytest.raises(PackageError, match="name"):
+        write_package(PackageContents(clip, MANIFEST), outbox, name, PASSWORD)
+    assert leftovers(outbox) == []
+    assert leftovers(outbox.parent, {"clip.mp4", "outbox"}) == []
+
+
+@pytest.mark.parametrize("suffix", ["mp4", ".", "./x", ".mp4/", ".toolongsuffix"])
+def test_video_suffix_is_checked(clip: Path, outbox: Path, suffix: str) -> None:
+    with pytest.raises(PackageError, match="suffix"):
+        write_package(PackageContents(clip, MANIFEST, suffix), outbox, "p", PASSWORD)
+
+
+def test_empty_password_is_refused(clip: Path, outbox: Path) -> None:
+    with pytest.raises(PackageError, match="password is empty"):
+        write_package(PackageContents(clip, MANIFEST), outbox, "p", b"")
+    assert leftovers(outbox) == []
+
+
+# Real OS failures, made in a forked child so that its limits and user are its own (a fork,
+# not a new interpreter: the interpreter may live where another user cannot read it).
+
+
+def write_in_child(video: Path, outbox: Path, fsize: int = 0, user: int | None = None) -> str:
+    """Run write_package in a child; return the PackageError message it got ("" if none)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        code = 1
+        try:
+            os.close(read_end)
+            if fsize:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+            if user is not None:
+                os.setgroups([])
+                os.setgid(user)
+                os.setuid(user)
+            try:
+                write_package(PackageContents(video, {"k": 1}), outbox, "p", PASSWORD)
+                code = 0
+            except PackageError as exc:
+                os.write(write_end, str(exc).encode())
+                code = 3
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 3):
+        pytest.fail(f"child writer died with exit code {code}")
+    return message
+
+
+def test_write_failing_midway_leaves_nothing(clip: Path, outbox: Path) -> None:
+    """The kernel refuses writes past a file-size limit (EFBIG), as a full disk would."""
+    message = write_in_child(clip, outbox, fsize=clip.stat().st_size // 2)
+    assert message.startswith(f"cannot write package into {outbox}: ")
+    assert "\n" not in message
+    assert PASSWORD.decode() not in message
+    assert leftovers(outbox) == []
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder another user can reach (pytest's tmp_path is private to its owner)."""
+    folder = Path(tempfile.mkdtemp(prefix="privmask-test-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_outbox_not_writable_leaves_nothing(clip: Path, shared_dir: Path) -> None:
+    """Root ignores folder modes, so as root the writer runs as nobody instead."""
+    video = shared_dir / "clip.mp4"
+    shutil.copy(clip, video)
+    video.chmod(0o644)
+    outbox = shared_dir / "outbox"
+    outbox.mkdir()
+    outbox.chmod(0o555)
+    try:
+        message = write_in_child(video, outbox, user=65534 if os.geteuid() == 0 else None)
+    finally:
+        outbox.chmod(0o755)
+    assert message.startswith(f"cannot write package into {outbox}: permission denied")
+    assert leftovers(outbox) == []
+
+
+def test_password_never_in_errors_or_package_bytes(
+    package: Path, clip: Path, outbox: Path, tmp_path: Path
+) -> None:
+    raw = package.read_bytes()
+    for form in (PASSWORD, PASSWORD.hex().encode(), PASSWORD.decode().encode("utf-16-le")):
+        assert form not in raw
+
+    failures = [
+        lambda: write_package(PackageContents(clip, MANIFEST), outbox, "CAM-LOBBY-0001", PASSWORD),
+        lambda: write_package(PackageContents(clip, MANIFEST), tmp_path / "none", "p", PASSWORD),
+        lambda: write_package(PackageContents(clip, MANIFEST), outbox, "../x", PASSWORD),
+        lambda: write_package(
+            PackageContents(tmp_path / "no.mp4", MANIFEST), outbox, "q", PASSWORD
+        ),
+        lambda: write_package(PackageContents(clip, {"x": object()}), outbox, "r", PASSWORD),
+        lambda: read_package(package, PASSWORD + b"x"),
+        lambda: read_package(tmp_path / "none.zip", PASSWORD),
+    ]
+    for failure in failures:
+        with pytest.raises(PackageError) as caught:
+            failure()
+        chain: BaseException | None = caught.value
+        while chain is not None:
+            text = f"{chain} {chain!r} {chain.args!r}"
+            assert PASSWORD.decode() not in text
+            assert PASSWORD.decode() + "x" not in text
+            chain = chain.__cause__ or chain.__context__
