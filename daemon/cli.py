@@ -12,14 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from privmask.adapters.models import ModelError
+from privmask.adapters.package import PackageError
 from privmask.adapters.video import VideoError
-from privmask.daemon import __version__, cmd_models, cmd_redact, cmd_rules
+from privmask.daemon import __version__, cmd_models, cmd_redact, cmd_rules, cmd_run
+from privmask.daemon.config import ConfigError
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
+from privmask.daemon.secrets import SecretError
 from privmask.rules.files import RuleFileError
 from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import NoRuleApplies
 
-COMMANDS = (cmd_redact, cmd_models, cmd_rules)
+COMMANDS = (cmd_redact, cmd_run, cmd_models, cmd_rules)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuleFileError as exc:
         print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
     except (VideoError, ModelError, PlanError, NoRuleApplies) as exc:
+        print(f"privmask: error: {exc}", file=sys.stderr)
+    except (ConfigError, SecretError, PackageError) as exc:
         print(f"privmask: error: {exc}", file=sys.stderr)
     except OSError as exc:
         print(f"privmask: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

@@ -7,6 +7,9 @@ folder invalid is logged with file, line and column, and the last good set stays
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -22,11 +25,20 @@ log = structlog.get_logger("privmask.rules")
 
 
 class RuleBook:
-    def __init__(self, folder: Path, settle_seconds: float = 0.3) -> None:
-        """Load the folder now; raise RuleFileError if it is not a valid, non-empty set."""
+    def __init__(
+        self, folder: Path, settle_seconds: float = 0.3, snapshots: Path | None = None
+    ) -> None:
+        """Load the folder now; raise RuleFileError if it is not a valid, non-empty set.
+
+        With `snapshots`, every set in force is also written there (see `publish`), for
+        worker processes to read.
+        """
         self.folder = folder
         self.settle_seconds = settle_seconds  # editors save in bursts: wait for quiet
+        self.snapshots = snapshots
         self._current = self._load()
+        if snapshots is not None:
+            publish(self._current, snapshots)
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._observer: Observer | None = None  # type: ignore[valid-type]
@@ -56,6 +68,8 @@ class RuleBook:
             )
             return False
         if ruleset.digest != self._current.digest:
+            if self.snapshots is not None:
+                publish(ruleset, self.snapshots)
             self._current = ruleset
             log.info("rules_reloaded", rule_set=ruleset.digest, rules=len(ruleset.rules))
         return True
@@ -96,6 +110,36 @@ class RuleBook:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def publish(ruleset: RuleSet, snapshots: Path) -> None:
+    """Write the set's files to `snapshots/<digest>/` and point `snapshots/current` at it.
+
+    Snapshots never change once written, and the pointer is replaced atomically, so a
+    process that reads the pointer and then the folder always loads one whole set.
+    """
+    snapshots.mkdir(parents=True, exist_ok=True)
+    folder = snapshots / ruleset.digest
+    if not folder.is_dir():
+        scratch = Path(tempfile.mkdtemp(prefix=".new-", dir=snapshots))
+        for name, text in ruleset.sources:
+            (scratch / name).write_text(text, encoding="utf-8")
+        try:
+            os.replace(scratch, folder)
+        except OSError:  # another process published the same set first
+            shutil.rmtree(scratch, ignore_errors=True)
+    pointer = snapshots / f".current-{os.getpid()}"
+    pointer.write_text(ruleset.digest)
+    os.replace(pointer, snapshots / "current")
+
+
+def current_snapshot(snapshots: Path) -> RuleSet:
+    """The set in force, as the daemon last published it."""
+    digest = (snapshots / "current").read_text().strip()
+    ruleset = RuleSet.from_paths([snapshots / digest])
+    if ruleset.digest != digest:
+        raise RuleFileError([Problem(str(snapshots / digest), 1, 1, "snapshot was altered")])
+    return ruleset
 
 
 class _Changed(FileSystemEventHandler):

@@ -77,6 +77,7 @@ class RuleSet:
     rules: tuple[PlacedRule, ...]
     digest: str  # sha256 over every file's name and content: recorded with each job
     warnings: tuple[Problem, ...]
+    sources: tuple[tuple[str, str], ...] = ()  # (file name, text) of each file, in order
 
     @classmethod
     def load(cls, paths: Sequence[Path]) -> RuleSet:
@@ -98,7 +99,8 @@ class RuleSet:
             for index, rule in enumerate(file.rules.rules)
         ]
         placed = [PlacedRule(p.rule, p.path, p.index, order) for order, p in enumerate(placed)]
-        return cls(tuple(placed), digest.hexdigest(), tuple(_warnings(located, placed)))
+        sources = tuple((Path(f.path).name, f.text) for f in located)
+        return cls(tuple(placed), digest.hexdigest(), tuple(_warnings(located, placed)), sources)
 
     @classmethod
     def from_paths(cls, paths: Sequence[Path]) -> RuleSet:

@@ -1,0 +1,76 @@
+"""`privmask run` and `privmask status`: the watch-folder daemon and its journal."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from privmask.daemon.errors import EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = commands.add_parser(
+        "run",
+        help="watch export folders and turn every clip into an encrypted, redacted package",
+        description="Run the watch-folder daemon. With no --config and no flags it uses "
+        "./privmask/{inbox,outbox,quarantine,state} and masks faces and people. The package "
+        "password comes from --password-file, the config (file, env or systemd credential), "
+        "or is generated once into the state folder; never from the command line.",
+    )
+    run.set_defaults(run=run_daemon)
+    _folders(run)
+    run.add_argument("--rules", type=Path, metavar="DIR", help="rules folder (reloaded on change)")
+    run.add_argument("--password-file", type=Path, metavar="FILE", help="package password file")
+    run.add_argument("--workers", type=int, metavar="N", help="worker processes (1)")
+    run.add_argument("--inbox", type=Path, action="append", metavar="DIR", help="repeatable")
+    run.add_argument("--outbox", type=Path, metavar="DIR")
+    run.add_argument("--quarantine", type=Path, metavar="DIR")
+
+    status = commands.add_parser("status", help="the journal's counts and the jobs in progress")
+    status.set_defaults(run=run_status)
+    _folders(status)
+
+
+def _folders(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration")
+    parser.add_argument("--state", type=Path, metavar="DIR", help="journal and work folder")
+
+
+def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from privmask.daemon.config import load_config
+
+    return load_config(
+        args.config,
+        inboxes=getattr(args, "inbox", None),
+        outbox=getattr(args, "outbox", None),
+        quarantine=getattr(args, "quarantine", None),
+        state=args.state,
+        rules=getattr(args, "rules", None),
+        password_file=getattr(args, "password_file", None),
+        workers=getattr(args, "workers", None),
+    )
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    from privmask.daemon.logs import configure
+    from privmask.daemon.service import Service
+
+    configure(json=True)
+    return Service(_config(args)).run()
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from privmask.daemon.journal import JobState, Journal
+
+    config = _config(args)
+    if not config.journal_path.exists():
+        print(f"no journal at {config.journal_path}: the daemon has not run with this state folder")
+        return EXIT_OK
+    with Journal(config.journal_path) as journal:
+        counts = journal.counts()
+        print("  ".join(f"{state}: {count}" for state, count in counts.items()))
+        for job in journal.jobs(JobState.PROCESSING):
+            print(f"processing  job {job.id}  attempt {job.attempts}  {job.path}")
+        for job in journal.jobs(JobState.QUEUED, limit=20):
+            print(f"queued      job {job.id}  {job.path}")
+    return EXIT_OK

@@ -1,0 +1,237 @@
+"""`privmask run`: the watch-folder service.
+
+The main process owns intake and the journal's intake side: it watches the inboxes, waits
+until each file is complete, validates it, hashes it and queues it (or quarantines it).
+Worker processes claim queued jobs and redact them (`worker.py`). Signals only set a flag;
+the loop waits with a timeout and acts, and shutdown gives running jobs a deadline, after
+which they are interrupted and put back in the queue, never left half-written.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+import structlog
+
+from privmask.adapters.models import sha256_of
+from privmask.adapters.validate import Limits, ValidationError, validate
+from privmask.adapters.watch import FolderWatcher, needs_polling
+from privmask.daemon.config import DEFAULT_RULES, Config
+from privmask.daemon.intake import StabilityTracker, done_marker_ready, is_temporary
+from privmask.daemon.journal import Journal, RetryPolicy
+from privmask.daemon.quarantine import quarantine
+from privmask.daemon.rulebook import RuleBook, publish
+from privmask.daemon.secrets import SecretSource, read_secret
+from privmask.daemon.worker import claim_name, worker_main
+from privmask.rules.files import parse_rules
+from privmask.rules.ruleset import RuleSet
+
+log = structlog.get_logger("privmask.service")
+
+SHUTDOWN_SECONDS = 60.0  # a running job gets this long to finish after SIGTERM
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._stop = threading.Event()
+        self._signals = 0
+        self._candidates: list[Path] = []
+        self._lock = threading.Lock()
+
+    # signals only record; the loop acts
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            raise SystemExit(128 + signum)  # a second Ctrl-C forces the exit
+        log.info("stopping", signal=signal.Signals(signum).name)
+        self._stop.set()
+
+    def run(self) -> int:
+        config = self.config
+        for folder in (config.outbox, config.quarantine, config.state, config.work):
+            folder.mkdir(parents=True, exist_ok=True)
+        for inbox in config.inboxes:
+            inbox.path.mkdir(parents=True, exist_ok=True)
+        password = self._password()
+        rulebook = self._rules()
+        policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
+        journal = Journal(config.journal_path)
+        for job in journal.recover(policy):
+            log.info("job_put_back", job=job.id, state=str(job.state), attempts=job.attempts)
+        _sweep_partials(config)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        context = multiprocessing.get_context("spawn")
+        stop_workers = context.Event()
+        workers = [
+            self._start_worker(context, password, i, stop_workers) for i in range(config.workers)
+        ]
+        quiet = max(
+            config.network_quiet_seconds if needs_polling(i.path, i.poll) else config.quiet_seconds
+            for i in config.inboxes
+        )
+        tracker = StabilityTracker(quiet)
+        watchers = [
+            FolderWatcher([inbox.path], self._announce, poll=inbox.poll) for inbox in config.inboxes
+        ]
+        cameras = {inbox.path: inbox.camera for inbox in config.inboxes}
+        for watcher in watchers:
+            watcher.start()
+        log.info(
+            "started",
+            inboxes=[str(i.path) for i in config.inboxes],
+            outbox=str(config.outbox),
+            workers=config.workers,
+            quiet_seconds=quiet,
+        )
+        next_scan = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_scan:
+                    next_scan = now + config.scan_seconds
+                    for watcher in watchers:
+                        self._reconcile(watcher, journal)
+                with self._lock:
+                    announced, self._candidates = self._candidates, []
+                for path in announced:
+                    tracker.observe(path)
+                for path in tracker.ready():
+                    if config.done_marker and not done_marker_ready(path):
+                        continue
+                    self._take(path, journal, cameras)
+                for index, process in enumerate(workers):
+                    if not process.is_alive() and not self._stop.is_set():
+                        log.error("worker_died", worker=index, exit_code=process.exitcode)
+                        # only its own job goes back: the others are still being worked on
+                        journal.recover(policy, workers=[claim_name(process.pid, f"w{index}")])
+                        workers[index] = self._start_worker(context, password, index, stop_workers)
+                self._stop.wait(0.2)
+        finally:
+            for watcher in watchers:
+                watcher.stop()
+            if rulebook is not None:
+                rulebook.stop()
+            stop_workers.set()
+            _join(workers, SHUTDOWN_SECONDS)
+            for job in journal.recover(policy):
+                log.info("job_put_back", job=job.id, attempts=job.attempts)
+            journal.close()
+            log.info("stopped")
+        return 0
+
+    def _announce(self, path: Path) -> None:
+        with self._lock:
+            self._candidates.append(path)
+
+    def _reconcile(self, watcher: FolderWatcher, journal: Journal) -> None:
+        """The full scan: catches what events missed and what arrived while we were down."""
+        for root, status in watcher.root_status().items():
+            if status != "ok":
+                log.warning("inbox_paused", inbox=str(root), status=status)
+        for path in watcher.scan():
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if not journal.seen(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino):
+                self._announce(path)
+
+    def _take(self, path: Path, journal: Journal, cameras: dict[Path, str | None]) -> None:
+        """A complete file: validate, hash and queue it, or quarantine it."""
+        if is_temporary(path.name):
+            return
+        try:
+            stat = path.stat()
+        except OSError:
+            return  # gone again
+        identity = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if journal.seen(*identity):
+            return
+        inbox = next((root for root in cameras if root in path.parents), path.parent)
+        digest = sha256_of(path)
+        limits = self.config.limits
+        try:
+            validate(
+                path,
+                Limits(
+                    max_bytes=int(limits.max_gigabytes * (1 << 30)),
+                    max_seconds=limits.max_hours * 3600,
+                    max_width=limits.max_width,
+                    max_height=limits.max_height,
+                ),
+            )
+        except ValidationError as exc:
+            rejection = exc.rejection
+            job = journal.quarantine_file(*identity, digest, str(path.parent), rejection.reason)
+            quarantine(path, self.config.quarantine, job.id, rejection.code, rejection.reason)
+            log.warning("clip_rejected", job=job.id, code=rejection.code, reason=rejection.reason)
+            return
+        job, created = journal.enqueue(*identity, digest, str(path.parent), cameras.get(inbox))
+        if created:
+            log.info("clip_queued", job=job.id, source=str(path), bytes=stat.st_size)
+        else:
+            log.info("clip_duplicate", source=str(path), sha256=digest[:16])
+
+    def _password(self) -> bytes:
+        config = self.config
+        if config.password is not None:
+            return read_secret(SecretSource(*config.password))
+        generated = config.state / "package-password"
+        if not generated.exists():
+            fd = os.open(generated, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24) + "\n")
+            log.warning("password_generated", file=str(generated))
+        return read_secret(SecretSource("file", str(generated)))
+
+    def _rules(self) -> RuleBook | None:
+        snapshots = self.config.state / "rulesets"
+        if self.config.rules is None:
+            parse_rules(DEFAULT_RULES, "<built-in>")
+            builtin = snapshots / ".builtin"
+            builtin.mkdir(parents=True, exist_ok=True)
+            (builtin / "default.yaml").write_text(DEFAULT_RULES)
+            publish(RuleSet.from_paths([builtin]), snapshots)
+            log.info("rules_builtin", rule="built-in-default (faces and people)")
+            return None
+        return RuleBook(self.config.rules, snapshots=snapshots).start()
+
+    def _start_worker(self, context, password: bytes, index: int, stop):  # type: ignore[no-untyped-def]
+        process = context.Process(
+            target=worker_main,
+            args=(self.config, password, f"w{index}", stop),
+            name=f"privmask-worker-{index}",
+            daemon=False,
+        )
+        process.start()
+        return process
+
+
+def _join(workers, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in workers:
+        if process.is_alive():
+            log.warning("worker_interrupted", pid=process.pid)
+            process.terminate()  # SIGTERM: it unwinds and removes its temporary files
+            process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _sweep_partials(config: Config) -> None:
+    """Temporary files left by a crash: never published, safe to remove."""
+    for folder in (config.outbox, config.work):
+        for stale in folder.rglob(".*.partial*"):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)

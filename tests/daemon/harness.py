@@ -1,0 +1,115 @@
+"""A real `privmask run` process for tests: config in, JSON log events out."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PASSWORD = "correct horse battery staple"
+
+
+class Daemon:
+    def __init__(self, root: Path, models_dir: Path, **settings: Any) -> None:
+        self.root = root
+        self.inbox, self.outbox = root / "inbox", root / "outbox"
+        self.quarantine, self.state = root / "quarantine", root / "state"
+        self.password_file = root / "password"
+        if not self.password_file.exists():
+            self.password_file.write_text(PASSWORD + "\n")
+            self.password_file.chmod(0o600)
+        config = {
+            "inboxes": [str(self.inbox)],
+            "outbox": str(self.outbox),
+            "quarantine": str(self.quarantine),
+            "state": str(self.state),
+            "models": str(models_dir),
+            "password": {"file": str(self.password_file)},
+            "quiet_seconds": 0.5,
+            "scan_seconds": 1.0,
+            "retry": {"max_attempts": 3, "backoff_seconds": 0.5},
+            **settings,
+        }
+        self.config = root / "privmask.yaml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.events: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, *extra: str) -> Daemon:
+        self.events.clear()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "privmask.daemon.cli", "run", "--config", str(self.config), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+            start_new_session=True,  # its own process group: kill() takes the workers too
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for("started")
+        return self
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            try:
+                self.events.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+
+    def wait_for(
+        self, event: str, count: int = 1, timeout: float = 120, **fields: Any
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [
+                e
+                for e in self.events
+                if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+            ]
+            if len(found) >= count:
+                return found[count - 1]
+            if self.process is not None and self.process.poll() is not None and event != "stopped":
+                raise AssertionError(
+                    f"daemon exited {self.process.returncode}:\n{''.join(self.lines[-30:])}"
+                )
+            time.sleep(0.05)
+        raise AssertionError(
+            f"no {event} {fields} within {timeout} s:\n{''.join(self.lines[-30:])}"
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 120) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """kill -9 the daemon and its workers at once, as a power cut would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def packages(self) -> list[Path]:
+        return sorted(self.outbox.glob("*.zip"))
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files anywhere in the outbox: there must never be any after a stop."""
+        return [p for p in self.outbox.rglob("*") if p.name.startswith(".")]
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
