@@ -20,11 +20,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "tests" / "daemon"))
 
-from conftest import write_clip  # noqa: E402
-from harness import PASSWORD, Daemon, eventually  # noqa: E402
-
 from privmask.adapters.models import sha256_of  # noqa: E402
 from privmask.adapters.package import read_package  # noqa: E402
+
+from conftest import write_clip  # noqa: E402
+from harness import PASSWORD, Daemon, eventually  # noqa: E402
 
 
 def main() -> None:

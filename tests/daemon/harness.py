@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -48,7 +49,8 @@ class Daemon:
     def start(self, *extra: str) -> Daemon:
         self.events.clear()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "privmask.daemon.cli", "run", "--config", str(self.config), *extra],
+            [sys.executable, "-m", "privmask.daemon.cli", "run", "--config", str(self.config),
+             *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
             start_new_session=True,  # its own process group: kill() takes the workers too
         )  # fmt: skip
@@ -60,10 +62,8 @@ class Daemon:
         assert self.process is not None and self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.append(line)
-            try:
+            with contextlib.suppress(json.JSONDecodeError):  # not every line is an event
                 self.events.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
 
     def wait_for(
         self, event: str, count: int = 1, timeout: float = 120, **fields: Any

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_clip
-from harness import PASSWORD, Daemon, eventually
 
 from privmask.adapters.models import sha256_of
 from privmask.adapters.package import read_package
+
+from conftest import write_clip
+from harness import PASSWORD, Daemon
 
 pytestmark = pytest.mark.slow
 
