@@ -41,8 +41,8 @@ def main() -> None:
             write_clip(source / f"clip{i:04d}.mp4", frames=25 + i % 7) for i in range(args.clips)
         ]
         expected = {sha256_of(c) for c in clips}
+        (root / "site").mkdir()
         daemon = Daemon(root / "site", models, workers=args.workers)
-        daemon.root.mkdir()
         daemon.start()
         started = time.monotonic()
         for clip in clips:

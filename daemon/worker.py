@@ -30,6 +30,7 @@ from privmask.daemon.pipeline import redact
 from privmask.daemon.quarantine import quarantine
 from privmask.daemon.report import build_report
 from privmask.daemon.rulebook import current_snapshot
+from privmask.daemon.secrets import SecretError, SecretSource, read_secret
 from privmask.rules.files import RuleFileError
 from privmask.rules.match import Job as RuleJob
 from privmask.rules.plan import PlanError
@@ -85,7 +86,7 @@ def run_job(
         state = journal.fail(job.id, str(exc), policy, permanent=True)
         quarantine(Path(job.path), config.quarantine, job.id, _code(exc), str(exc))
         bound.warning("job_quarantined", reason=str(exc), state=str(state))
-    except (PackageError, ModelError, RuleFileError, OSError) as exc:
+    except (PackageError, ModelError, RuleFileError, SecretError, OSError) as exc:
         state = journal.fail(job.id, str(exc), policy)
         bound.warning("job_failed", reason=str(exc), state=str(state))
         if state.value == "quarantined":
@@ -109,6 +110,8 @@ def process(job: Job, config: Config, password: bytes) -> Outcome:
         RuleJob(camera=job.camera, folder=job.folder, file_name=source.name, when=received)
     )
     outbox = Path(decision.output.destination) if decision.output.destination else config.outbox
+    if decision.output.password is not None:  # the rule names its own package password
+        password = read_secret(SecretSource(*decision.output.password))
     name = package_name(decision.output.name_template, job, received)
     existing = outbox / f"{name}.zip"
     if existing.exists():

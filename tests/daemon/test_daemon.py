@@ -217,3 +217,34 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_done_once(
     daemon.wait_for("job_done")
     assert input_hashes(daemon) == [sha256_of(clip)]
     assert daemon.stop() == 0
+
+
+def test_rules_pick_destination_name_and_password_per_camera(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "site.yaml").write_text(
+        "version: 1\nrules:\n"
+        "  - {name: default, targets: {face: {}}}\n"
+        "  - name: cam7\n    match: {cameras: [CAM-7]}\n    targets: {face: {}, person: {}}\n"
+        f"    output: {{destination: {tmp_path / 'police'}, name: 'case_{{camera}}_{{id}}',"
+        " password: {env: PM_TEST_CAM7_PASSWORD}}\n"
+    )
+    monkeypatch.setenv("PM_TEST_CAM7_PASSWORD", "another secret")
+    (tmp_path / "police").mkdir()  # a share the daemon does not create: it must be mounted
+    inbox = tmp_path / "inbox"
+    service = Daemon(tmp_path, models_dir, inboxes=[{"path": str(inbox), "camera": "CAM-7"}],
+                     rules=str(rules))  # fmt: skip
+    try:
+        service.start()
+        write_clip(tmp_path / "clip.mp4", frames=12)
+        shutil.move(tmp_path / "clip.mp4", inbox / "clip.mp4")
+        service.wait_for("job_done")
+    finally:
+        service.stop()
+    (package,) = (tmp_path / "police").glob("*.zip")
+    assert package.name == "case_CAM-7_000001.zip"
+    _, manifest = read_package(package, b"another secret")
+    assert manifest["rule"] == "cam7" and manifest["camera"] == "CAM-7"
+    assert service.packages() == []
