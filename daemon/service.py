@@ -146,8 +146,8 @@ class Service:
 
     def _take(self, path: Path, journal: Journal, cameras: dict[Path, str | None]) -> None:
         """A complete file: validate, hash and queue it, or quarantine it."""
-        if is_temporary(path.name):
-            return
+        if is_temporary(path.name) or (self.config.done_marker and path.suffix == ".done"):
+            return  # markers say another file is ready; they are not clips
         try:
             stat = path.stat()
         except OSError:

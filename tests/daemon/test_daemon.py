@@ -248,3 +248,19 @@ def test_rules_pick_destination_name_and_password_per_camera(
     _, manifest = read_package(package, b"another secret")
     assert manifest["rule"] == "cam7" and manifest["camera"] == "CAM-7"
     assert service.packages() == []
+
+
+def test_done_marker_mode_waits_for_the_marker(tmp_path: Path, models_dir: Path) -> None:
+    service = Daemon(tmp_path, models_dir, done_marker=True)
+    try:
+        service.start()
+        write_clip(service.inbox / "clip.mp4", frames=12)
+        time.sleep(2.5)  # complete and quiet, but no marker yet
+        assert not [e for e in service.events if e["event"] == "clip_queued"]
+        (service.inbox / "clip.mp4.done").touch()
+        service.wait_for("job_done")
+        time.sleep(1.5)
+        assert not [e for e in service.events if e["event"] == "clip_rejected"]  # nor the marker
+    finally:
+        service.stop()
+    assert len(service.packages()) == 1
