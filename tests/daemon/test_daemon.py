@@ -15,7 +15,7 @@ from privmask.adapters.models import sha256_of
 from privmask.adapters.package import read_package
 
 from conftest import write_clip
-from harness import PASSWORD, Daemon
+from harness import PASSWORD, Daemon, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -264,3 +264,19 @@ def test_done_marker_mode_waits_for_the_marker(tmp_path: Path, models_dir: Path)
     finally:
         service.stop()
     assert len(service.packages()) == 1
+
+
+def test_sigterm_mid_job_stops_cleanly_and_the_job_is_done_after_restart(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", frames=150, size=(640, 360))
+    daemon.start()
+    shutil.copy(clip, daemon.inbox / "clip.mp4")
+    daemon.wait_for("job_started")
+    assert daemon.stop() == 0  # the job finished within the deadline, or was put back
+    assert daemon.leftovers() == []
+    daemon.start()
+    eventually(lambda: len(daemon.packages()) == 1, timeout=60)
+    time.sleep(1.5)
+    assert input_hashes(daemon) == [sha256_of(clip)]
+    daemon.stop()
