@@ -150,7 +150,9 @@ def load_config(
         password = given[0]
     if password_file is not None:
         password = ("file", str(password_file))
-    return Config(
+    if workers is not None and not 1 <= workers <= 64:
+        raise ConfigError(f"--workers must be 1..64, got {workers}")
+    config = Config(
         inboxes=boxes,
         outbox=(outbox or Path(raw.outbox or DEFAULT_ROOT / "outbox")).absolute(),
         quarantine=(quarantine or Path(raw.quarantine or DEFAULT_ROOT / "quarantine")).absolute(),
@@ -167,6 +169,20 @@ def load_config(
         backoff_seconds=raw.retry.backoff_seconds,
         limits=raw.limits,
     )
+    _check_nesting(config)
+    return config
+
+
+def _check_nesting(config: Config) -> None:
+    """No folder of privmask's own inside an inbox, or the other way round: quarantined
+    copies or work files would be taken in again, for ever."""
+    own = {"outbox": config.outbox, "quarantine": config.quarantine, "state": config.state}
+    for inbox in config.inboxes:
+        for name, folder in own.items():
+            if folder == inbox.path or inbox.path in folder.parents or folder in inbox.path.parents:
+                raise ConfigError(
+                    f"{name} {folder} and inbox {inbox.path} must not contain each other"
+                )
 
 
 def check_default_rules() -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -22,9 +24,9 @@ import structlog
 from privmask.adapters.models import sha256_of
 from privmask.adapters.validate import Limits, ValidationError, validate
 from privmask.adapters.watch import FolderWatcher, needs_polling
-from privmask.daemon.config import DEFAULT_RULES, Config
+from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigError
 from privmask.daemon.intake import StabilityTracker, done_marker_ready, is_temporary
-from privmask.daemon.journal import Journal, RetryPolicy
+from privmask.daemon.journal import JobState, Journal, RetryPolicy
 from privmask.daemon.quarantine import quarantine
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret
@@ -44,33 +46,36 @@ class Service:
         self._signals = 0
         self._candidates: list[Path] = []
         self._lock = threading.Lock()
+        self._workers: list = []  # type: ignore[type-arg]
 
     # signals only record; the loop acts
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signals += 1
         if self._signals > 1:
-            raise SystemExit(128 + signum)  # a second Ctrl-C forces the exit
+            # a second Ctrl-C forces the exit: interrupted jobs go back at the next start
+            log.warning("forced_exit")
+            for process in self._workers:
+                process.kill()
+            os._exit(128 + signum)
         log.info("stopping", signal=signal.Signals(signum).name)
         self._stop.set()
 
     def run(self) -> int:
         config = self.config
-        for folder in (config.outbox, config.quarantine, config.state, config.work):
-            folder.mkdir(parents=True, exist_ok=True)
-        for inbox in config.inboxes:
-            inbox.path.mkdir(parents=True, exist_ok=True)
+        _prepare_folders(config)
         password = self._password()
         rulebook = self._rules()
         policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
         journal = Journal(config.journal_path)
-        for job in journal.recover(policy):
-            log.info("job_put_back", job=job.id, state=str(job.state), attempts=job.attempts)
+        self._put_back(journal, policy)
+        self._finish_quarantines(journal)
         _sweep_partials(config)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         context = multiprocessing.get_context("spawn")
         stop_workers = context.Event()
-        workers = [
+        workers = self._workers
+        workers += [
             self._start_worker(context, password, i, stop_workers) for i in range(config.workers)
         ]
         quiet = max(
@@ -106,12 +111,15 @@ class Service:
                 for path in tracker.ready():
                     if config.done_marker and not done_marker_ready(path):
                         continue
-                    self._take(path, journal, cameras)
+                    try:
+                        self._take(path, journal, cameras, tracker)
+                    except Exception as exc:  # one bad file must not stop the service
+                        log.error("intake_failed", source=str(path), error=str(exc))
                 for index, process in enumerate(workers):
                     if not process.is_alive() and not self._stop.is_set():
                         log.error("worker_died", worker=index, exit_code=process.exitcode)
                         # only its own job goes back: the others are still being worked on
-                        journal.recover(policy, workers=[claim_name(process.pid, f"w{index}")])
+                        self._put_back(journal, policy, [claim_name(process.pid, f"w{index}")])
                         workers[index] = self._start_worker(context, password, index, stop_workers)
                 self._stop.wait(0.2)
         finally:
@@ -121,8 +129,7 @@ class Service:
                 rulebook.stop()
             stop_workers.set()
             _join(workers, SHUTDOWN_SECONDS)
-            for job in journal.recover(policy):
-                log.info("job_put_back", job=job.id, attempts=job.attempts)
+            self._put_back(journal, policy)
             journal.close()
             log.info("stopped")
         return 0
@@ -144,7 +151,34 @@ class Service:
             if not journal.seen(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino):
                 self._announce(path)
 
-    def _take(self, path: Path, journal: Journal, cameras: dict[Path, str | None]) -> None:
+    def _put_back(self, journal: Journal, policy: RetryPolicy, workers=None) -> None:  # type: ignore[no-untyped-def]
+        """Interrupted jobs go back to the queue, or to quarantine once tried too often."""
+        for job in journal.recover(policy, workers=workers):
+            log.info("job_put_back", job=job.id, state=str(job.state), attempts=job.attempts)
+            if job.state is JobState.QUARANTINED:
+                self._quarantine(job.path, job.id, "interrupted", job.error or "interrupted")
+
+    def _finish_quarantines(self, journal: Journal) -> None:
+        """A crash between recording a quarantine and copying the clip: copy it now."""
+        for stale in self.config.quarantine.glob(".*.partial"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for job in journal.jobs(JobState.QUARANTINED, limit=1_000_000):
+            if not (self.config.quarantine / f"{job.id:06d}").exists():
+                self._quarantine(job.path, job.id, "quarantined", job.error or "quarantined")
+
+    def _quarantine(self, source: str, job_id: int, code: str, reason: str) -> None:
+        try:
+            quarantine(Path(source), self.config.quarantine, job_id, code, reason)
+        except OSError as exc:  # recorded in the journal; the copy is retried at next start
+            log.error("quarantine_copy_failed", job=job_id, error=str(exc))
+
+    def _take(
+        self,
+        path: Path,
+        journal: Journal,
+        cameras: dict[Path, str | None],
+        tracker: StabilityTracker,
+    ) -> None:
         """A complete file: validate, hash and queue it, or quarantine it."""
         if is_temporary(path.name) or (self.config.done_marker and path.suffix == ".done"):
             return  # markers say another file is ready; they are not clips
@@ -156,7 +190,15 @@ class Service:
         if journal.seen(*identity):
             return
         inbox = next((root for root in cameras if root in path.parents), path.parent)
-        digest = sha256_of(path)
+        try:
+            digest = sha256_of(path)
+            after = path.stat()
+        except OSError as exc:  # unreadable or gone: looked at again on the next scan
+            log.warning("clip_unreadable", source=str(path), error=exc.strerror)
+            return
+        if (after.st_size, after.st_mtime_ns, after.st_ino) != identity[1:]:
+            tracker.observe(path)  # it changed while we read it: not complete after all
+            return
         limits = self.config.limits
         try:
             validate(
@@ -171,7 +213,7 @@ class Service:
         except ValidationError as exc:
             rejection = exc.rejection
             job = journal.quarantine_file(*identity, digest, str(path.parent), rejection.reason)
-            quarantine(path, self.config.quarantine, job.id, rejection.code, rejection.reason)
+            self._quarantine(str(path), job.id, rejection.code, rejection.reason)
             log.warning("clip_rejected", job=job.id, code=rejection.code, reason=rejection.reason)
             return
         job, created = journal.enqueue(*identity, digest, str(path.parent), cameras.get(inbox))
@@ -186,9 +228,20 @@ class Service:
             return read_secret(SecretSource(*config.password))
         generated = config.state / "package-password"
         if not generated.exists():
-            fd = os.open(generated, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # written whole and durable before it is used: packages depend on it
+            scratch = config.state / f".package-password.{os.getpid()}"
+            fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(24) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(scratch, generated)  # never replaces one that appeared meanwhile
+            except FileExistsError:
+                pass
+            finally:
+                scratch.unlink(missing_ok=True)
+            _fsync_folder(config.state)
             log.warning("password_generated", file=str(generated))
         return read_secret(SecretSource("file", str(generated)))
 
@@ -229,9 +282,37 @@ def _join(workers, seconds: float) -> None:  # type: ignore[no-untyped-def]
             process.join()
 
 
+# what privmask's own temporary files look like: `.<name>.<hex>.partial[.suffix]`
+OWN_PARTIAL = re.compile(r"\..+\.[0-9a-f]{8,}\.partial(\.\w+)?")
+
+
+def _prepare_folders(config: Config) -> None:
+    """Create what privmask owns; a configured outbox or inbox must exist already, since
+    creating it would hide a share that is not mounted behind a local folder."""
+    defaults = {p.absolute() for p in (DEFAULT_ROOT / "outbox", DEFAULT_ROOT / "inbox")}
+    for folder in (config.outbox, *[i.path for i in config.inboxes]):
+        if folder in defaults:
+            folder.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            raise ConfigError(f"{folder} does not exist or is not a folder (is the share mounted?)")
+    for folder in (config.quarantine, config.state, config.work):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 def _sweep_partials(config: Config) -> None:
     """Temporary files left by a crash: never published, safe to remove."""
-    for folder in (config.outbox, config.work):
-        for stale in folder.rglob(".*.partial*"):
-            if stale.is_file():
-                stale.unlink(missing_ok=True)
+    shutil.rmtree(config.work, ignore_errors=True)  # no job is running yet
+    config.work.mkdir(parents=True, exist_ok=True)
+    for stale in config.outbox.iterdir():
+        if stale.is_file() and OWN_PARTIAL.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+    for stale in (config.state / "rulesets").glob(".new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -59,6 +59,10 @@ def worker_main(config: Config, password: bytes, name: str, stop: Event) -> None
     policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
     with Journal(config.journal_path) as journal:
         while not stop.is_set():
+            if not config.outbox.is_dir():  # the share is not mounted: do not use up tries
+                log.warning("outbox_unreachable", outbox=str(config.outbox))
+                stop.wait(5)
+                continue
             job = journal.claim(worker)
             if job is None:
                 stop.wait(0.5)

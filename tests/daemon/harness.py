@@ -24,6 +24,8 @@ class Daemon:
         self.root = root
         self.inbox, self.outbox = root / "inbox", root / "outbox"
         self.quarantine, self.state = root / "quarantine", root / "state"
+        self.inbox.mkdir(exist_ok=True)
+        self.outbox.mkdir(exist_ok=True)  # a share: it exists before the daemon starts
         self.password_file = root / "password"
         if not self.password_file.exists():
             self.password_file.write_text(PASSWORD + "\n")

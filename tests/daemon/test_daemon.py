@@ -109,7 +109,7 @@ def test_files_dropped_while_down_are_taken_at_start_and_polling_works(
     service = Daemon(
         tmp_path, models_dir, inboxes=[{"path": str(tmp_path / "inbox"), "poll": True}]
     )
-    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox").mkdir(exist_ok=True)
     write_clip(tmp_path / "inbox" / "before.mp4", frames=12)
     try:
         service.start()
@@ -182,12 +182,33 @@ def test_an_unreachable_outbox_delays_jobs_and_loses_nothing(
     daemon.outbox.rmdir()
     daemon.outbox.write_text("the share is not mounted")  # what a vanished mount looks like
     shutil.copy(clip, daemon.inbox / "clip.mp4")
-    daemon.wait_for("job_failed")
+    daemon.wait_for("clip_queued")
+    daemon.wait_for("outbox_unreachable")
     daemon.outbox.unlink()
     daemon.outbox.mkdir()
-    daemon.wait_for("job_done")
+    done = daemon.wait_for("job_done")
+    assert done["attempt"] == 1  # waiting for the share used up no try
     assert len(daemon.packages()) == 1
     daemon.stop()
+
+
+def run_once(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "privmask.daemon.cli", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_configuration_mistakes_are_one_clear_error(tmp_path: Path, models_dir: Path) -> None:
+    nested = run_once(Daemon(tmp_path, models_dir, outbox=str(tmp_path / "inbox" / "out")).config)
+    assert nested.returncode == 1 and "must not contain each other" in nested.stderr
+    missing = run_once(Daemon(tmp_path, models_dir, outbox=str(tmp_path / "unmounted")).config)
+    assert missing.returncode == 1 and "is the share mounted?" in missing.stderr
+    assert not (tmp_path / "unmounted").exists()
+    infinite = run_once(Daemon(tmp_path, models_dir, limits={"max_gigabytes": float("inf")}).config)
+    assert infinite.returncode == 1 and "limits.max_gigabytes" in infinite.stderr
+    for result in (nested, missing, infinite):
+        assert "Traceback" not in result.stderr
 
 
 def test_a_missing_password_file_is_one_clear_error(tmp_path: Path, models_dir: Path) -> None:
