@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -101,6 +103,17 @@ def _write_tone(container, stream, seconds: float) -> None:  # type: ignore[no-u
             container.mux(packet)
     for packet in stream.encode(None):
         container.mux(packet)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder another user can reach (pytest's tmp_path is private to its owner)."""
+    folder = Path(tempfile.mkdtemp(prefix="privmask-test-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import resource
 import shutil
 import signal
 import subprocess
-import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -345,17 +344,6 @@ def test_write_failing_midway_leaves_nothing(clip: Path, outbox: Path) -> None:
     assert "\n" not in message
     assert PASSWORD.decode() not in message
     assert leftovers(outbox) == []
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder another user can reach (pytest's tmp_path is private to its owner)."""
-    folder = Path(tempfile.mkdtemp(prefix="privmask-test-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder)
 
 
 def test_outbox_not_writable_leaves_nothing(clip: Path, shared_dir: Path) -> None:

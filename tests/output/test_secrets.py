@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,17 +81,6 @@ def test_oversized_file(tmp_path: Path) -> None:
 
 def test_device_is_refused() -> None:
     assert "not a regular file" in message(SecretSource("file", "/dev/zero"))
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder another user can reach (pytest's tmp_path is private to its owner)."""
-    folder = Path(tempfile.mkdtemp(prefix="privmask-test-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder)
 
 
 def test_unreadable_file(shared_dir: Path) -> None:
