@@ -38,6 +38,7 @@ class Daemon:
             "models": str(models_dir),
             "password": {"file": str(self.password_file)},
             "quiet_seconds": 0.5,
+            "network_quiet_seconds": 0.5,
             "scan_seconds": 1.0,
             "retry": {"max_attempts": 3, "backoff_seconds": 0.5},
             **settings,
