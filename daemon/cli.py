@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from privmask.adapters.models import ModelError
 from privmask.adapters.package import PackageError
 from privmask.adapters.video import VideoError
-from privmask.daemon import __version__, cmd_models, cmd_redact, cmd_rules, cmd_run
+from privmask.daemon import __version__, cmd_cameras, cmd_models, cmd_redact, cmd_rules, cmd_run
 from privmask.daemon.config import ConfigError
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
 from privmask.daemon.secrets import SecretError
@@ -22,7 +22,7 @@ from privmask.rules.files import RuleFileError
 from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import NoRuleApplies
 
-COMMANDS = (cmd_redact, cmd_run, cmd_models, cmd_rules)
+COMMANDS = (cmd_redact, cmd_run, cmd_cameras, cmd_models, cmd_rules)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,174 @@
+"""Scenarios run inside the tests' private network namespace (see camera_netns.py).
+
+Each scenario starts real ipycam devices on 127.0.0.1, drives privmask's camera code (the
+Python API and the real CLI, as a subprocess), and prints one JSON line with what it saw;
+the tests assert on that. Run as: python camera_scenarios.py NAME PARAMS_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog.testing
+
+from privmask.adapters import onvif
+from privmask.daemon import cameras
+
+HERE = Path(__file__).resolve().parent
+LOOPBACK = "127.0.0.1"
+PASSWORD = "s3cret-pass"
+DISCOVERY_TIMEOUT = 1.0
+
+
+@contextmanager
+def peer(params: dict[str, Any], port: int, serial: str, **options: str) -> Iterator[str]:
+    """One ipycam device on `port`; yields its device service URL; stopped on exit."""
+    command = [
+        params["peer_python"],
+        str(HERE / "ipycam_peer.py"),
+        "--port",
+        str(port),
+        "--rtsp-port",
+        str(port + 10),
+        "--serial",
+        serial,
+    ]
+    if options.get("username"):
+        secret = Path(params["work"]) / f"peer-{port}.pw"
+        secret.write_text(PASSWORD)
+        command += ["--username", options["username"], "--password-file", str(secret)]
+    if options.get("firmware"):
+        command += ["--firmware", options["firmware"]]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        if not line.startswith("READY"):
+            raise RuntimeError(f"ipycam on port {port} did not start: {line!r}")
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def write_secrets(work: Path, entries: dict[str, dict[str, str]]) -> Path:
+    path = work / "camera-secrets.yaml"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real `privmask` command line."""
+    return subprocess.run(
+        [sys.executable, "-m", "privmask.daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def scenario_estate(params: dict[str, Any]) -> dict[str, Any]:
+    """An open camera, one with the right password, one with a wrong password, and one
+    whose address is dead: all four reported, each on its own."""
+    work = Path(params["work"])
+    with (
+        peer(params, 8080, "PY-OPEN"),
+        peer(params, 8180, "PY-AUTH", username="admin"),
+        peer(params, 8280, "PY-WRONG", username="admin"),
+    ):
+        secrets_file = write_secrets(
+            work,
+            {
+                "127.0.0.1:8180": {"username": "admin", "password": PASSWORD},
+                "127.0.0.1:8280": {"username": "admin", "password": "not-the-password"},
+            },
+        )
+        started = time.monotonic()
+        devices = onvif.discover(LOOPBACK, DISCOVERY_TIMEOUT)
+        discover_seconds = time.monotonic() - started
+        dead = onvif.DiscoveredDevice(
+            "urn:uuid:00000000-0000-0000-0000-00000000dead",
+            ("http://127.0.0.1:8999/onvif/device_service",),
+        )
+        secrets = cameras.load_secrets(secrets_file)
+        results = cameras.describe_all([*devices, dead], secrets, timeout=3)
+        done = cli(
+            "cameras",
+            "discover",
+            "--interface",
+            LOOPBACK,
+            "--timeout",
+            "1",
+            "--json",
+            "--secrets",
+            str(secrets_file),
+        )
+        text = cli(
+            "cameras",
+            "discover",
+            "--interface",
+            LOOPBACK,
+            "--timeout",
+            "1",
+            "--secrets",
+            str(secrets_file),
+        )
+    return {
+        "discover_seconds": discover_seconds,
+        "devices": [
+            {"endpoint": d.endpoint, "xaddrs": list(d.xaddrs), "scopes": list(d.scopes)}
+            for d in devices
+        ],
+        "results": [_plain(r) for r in results],
+        "cli_json": {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr},
+        "cli_text": {"rc": text.returncode, "stdout": text.stdout, "stderr": text.stderr},
+    }
+
+
+def scenario_inventory(params: dict[str, Any]) -> dict[str, Any]:
+    """Added, offline after the camera stops, back online (and changed) when it returns."""
+    state = Path(params["work"]) / "state"
+    inventory = cameras.inventory_path(state)
+    rounds = []
+    with structlog.testing.capture_logs() as logs:
+        with peer(params, 8080, "PY-INV", firmware="1.0"):
+            rounds.append(cameras.rediscover(inventory, LOOPBACK, DISCOVERY_TIMEOUT, None))
+            rounds.append(cameras.rediscover(inventory, LOOPBACK, DISCOVERY_TIMEOUT, None))
+            first = json.loads(inventory.read_text())
+        rounds.append(cameras.rediscover(inventory, LOOPBACK, DISCOVERY_TIMEOUT, None))
+        offline = json.loads(inventory.read_text())
+        with peer(params, 8080, "PY-INV", firmware="2.0"):
+            rounds.append(cameras.rediscover(inventory, LOOPBACK, DISCOVERY_TIMEOUT, None))
+        back = json.loads(inventory.read_text())
+    return {
+        "rounds": [[_plain(e) for e in events] for events in rounds],
+        "logs": logs,
+        "first": first,
+        "offline": offline,
+        "back": back,
+        "state": str(state),
+    }
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {"type": type(value).__name__, **asdict(value)}
+
+
+SCENARIOS = {"estate": scenario_estate, "inventory": scenario_inventory}
+
+if __name__ == "__main__":
+    answer = SCENARIOS[sys.argv[1]](json.loads(sys.argv[2]))
+    print(json.dumps(answer, default=str))
