@@ -54,6 +54,15 @@ class LimitsSpec(StrictModel):
     max_height: int = Field(default=4320, ge=16)
 
 
+class CamerasSpec(StrictModel):
+    discover_seconds: float = Field(
+        default=0, ge=0, description="re-discover ONVIF cameras this often; 0: never"
+    )
+    interface: str | None = Field(default=None, description="IPv4 address to probe from")
+    timeout: float = Field(default=3.0, gt=0, le=60)
+    secrets: str | None = Field(default=None, description="camera credentials file (mode 600)")
+
+
 class ConfigFile(StrictModel):
     inboxes: list[str | InboxSpec] = Field(default_factory=list)
     outbox: str | None = None
@@ -69,6 +78,7 @@ class ConfigFile(StrictModel):
     done_marker: bool = Field(default=False, description="wait for FILE.done before taking FILE")
     retry: RetrySpec = Field(default_factory=RetrySpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    cameras: CamerasSpec = Field(default_factory=CamerasSpec)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class Config:
     max_attempts: int
     backoff_seconds: float
     limits: LimitsSpec
+    cameras: CamerasSpec
 
     @property
     def journal_path(self) -> Path:
@@ -168,6 +179,7 @@ def load_config(
         max_attempts=raw.retry.max_attempts,
         backoff_seconds=raw.retry.backoff_seconds,
         limits=raw.limits,
+        cameras=raw.cameras,
     )
     _check_nesting(config)
     return config

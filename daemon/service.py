@@ -96,6 +96,8 @@ class Service:
             workers=config.workers,
             quiet_seconds=quiet,
         )
+        if config.cameras.discover_seconds:
+            threading.Thread(target=self._discover_cameras, name="cameras", daemon=True).start()
         next_scan = 0.0
         try:
             while not self._stop.is_set():
@@ -133,6 +135,21 @@ class Service:
             journal.close()
             log.info("stopped")
         return 0
+
+    def _discover_cameras(self) -> None:
+        """Keep the camera inventory current; a round that fails is logged and retried."""
+        from privmask.daemon.cameras import inventory_path, rediscover
+
+        spec = self.config.cameras
+        secrets_file = Path(spec.secrets) if spec.secrets else None
+        while not self._stop.is_set():
+            try:
+                rediscover(
+                    inventory_path(self.config.state), spec.interface, spec.timeout, secrets_file
+                )
+            except Exception as exc:  # the network or a camera; never stops intake
+                log.error("camera_discovery_failed", error=str(exc))
+            self._stop.wait(spec.discover_seconds)
 
     def _announce(self, path: Path) -> None:
         with self._lock:

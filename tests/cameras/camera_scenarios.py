@@ -167,7 +167,48 @@ def _plain(value: Any) -> dict[str, Any]:
     return {"type": type(value).__name__, **asdict(value)}
 
 
-SCENARIOS = {"estate": scenario_estate, "inventory": scenario_inventory}
+def scenario_daemon(params: dict[str, Any]) -> dict[str, Any]:
+    """`privmask run` with camera discovery on: the inventory fills while the service runs."""
+    work = Path(params["work"])
+    for folder in ("inbox", "outbox"):
+        (work / folder).mkdir(exist_ok=True)
+    config = work / "privmask.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "inboxes": [str(work / "inbox")],
+                "outbox": str(work / "outbox"),
+                "quarantine": str(work / "quarantine"),
+                "state": str(work / "state"),
+                "cameras": {"discover_seconds": 1, "interface": LOOPBACK, "timeout": 1},
+            }
+        )
+    )
+    with peer(params, 8080, "PY-DAEMON"):
+        service = subprocess.Popen(
+            [sys.executable, "-m", "privmask.daemon.cli", "run", "--config", str(config)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        assert service.stderr is not None
+        for line in service.stderr:
+            if line.startswith("{"):
+                events.append(json.loads(line))
+            if any(e.get("event") == "camera_added" for e in events) or time.monotonic() > deadline:
+                break
+        service.terminate()
+        service.wait(60)
+    listing = cli("cameras", "list", "--state", str(work / "state"), "--json")
+    return {
+        "events": [e.get("event") for e in events],
+        "list": listing.stdout,
+        "code": service.returncode,
+    }
+
+
+SCENARIOS = {"estate": scenario_estate, "inventory": scenario_inventory, "daemon": scenario_daemon}
 
 if __name__ == "__main__":
     answer = SCENARIOS[sys.argv[1]](json.loads(sys.argv[2]))

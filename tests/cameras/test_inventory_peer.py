@@ -66,3 +66,14 @@ def test_cameras_list_prints_the_inventory(
     assert cli.main(["cameras", "list", "--state", str(state)]) == 0
     out = capsys.readouterr().out
     assert "PY-INV" in out and "rtsp://127.0.0.1:8090/video_main" in out
+
+
+def test_the_daemon_keeps_the_inventory(tmp_path: Path) -> None:
+    try:
+        check_namespaces()
+        seen = run_scenario("daemon", tmp_path)
+    except PeerSetupError as exc:
+        pytest.fail(str(exc))
+    assert "started" in seen["events"] and "camera_added" in seen["events"]
+    assert seen["code"] == 0
+    assert "PY-DAEMON" in seen["list"]
