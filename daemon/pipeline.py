@@ -165,16 +165,16 @@ def detect(
     for index, frame in enumerate(decode_frames(source)):
         last_index, last_frame = index, frame
         if index % every == 0:
-            sightings[index] = _detect_frame(frame, info, detectors)
+            sightings[index] = detect_frame(frame, info, detectors)
             last_frame = None
         if progress:
             progress("detect", index + 1, info.estimated_frames)
     if last_frame is not None:
-        sightings[last_index] = _detect_frame(last_frame, info, detectors)
+        sightings[last_index] = detect_frame(last_frame, info, detectors)
     return sightings
 
 
-def _detect_frame(frame, info: VideoInfo, detectors: list[tuple[str, Detector]]) -> Detections:  # type: ignore[no-untyped-def]
+def detect_frame(frame, info: VideoInfo, detectors: list[tuple[str, Detector]]) -> Detections:  # type: ignore[no-untyped-def]
     """Detect in the frame as a viewer sees it (upright), in stored-frame coordinates."""
     turns = info.turns
     image = np.ascontiguousarray(np.rot90(to_bgr(frame, info.width, info.height), turns))
@@ -219,20 +219,7 @@ def render(
 
     Returns the frames written, the mean masked area and the seconds the frames span.
     """
-    styles = {
-        TargetClass.parse(t.target): ClassStyle(t.style, t.shape, t.margin) for t in plan.targets
-    }
-    regions = []
-    for region in plan.regions:
-        shown = np.array(region.in_pixels(*info.display_size))
-        regions.append(
-            (display_to_stored(shown, info.turns, info.width, info.height), region.style)
-        )
-    renderer = MaskRenderer(info.width, info.height, styles, regions, plan.strength)
-    if renderer.regions_outside:
-        names = ", ".join(plan.regions[i].name or str(i + 1) for i in renderer.regions_outside)
-        width, height = info.display_size
-        raise PlanError(f"region {names} lies outside the {width}x{height} picture")
+    renderer = build_renderer(plan, info)
     transcoder = Transcoder(source, staging, encoder, info)
     try:
         masks = fill([t for t in tracks if plan.selection.masks(t.track_id)], settings)
@@ -257,6 +244,25 @@ def render(
             f"of {info.duration_s:.2f} s"
         )
     return frames, masked_total / max(1, frames), transcoder.duration_written
+
+
+def build_renderer(plan: RedactionPlan, info: VideoInfo) -> MaskRenderer:
+    """The plan's styles and fixed regions (given as the viewer sees the picture) for frames
+    of this clip; a region wholly outside the picture is an error, never skipped."""
+    styles = {
+        TargetClass.parse(t.target): ClassStyle(t.style, t.shape, t.margin) for t in plan.targets
+    }
+    regions = []
+    for region in plan.regions:
+        shown = np.array(region.in_pixels(*info.display_size))
+        stored = display_to_stored(shown, info.turns, info.width, info.height)
+        regions.append((stored, region.style))
+    renderer = MaskRenderer(info.width, info.height, styles, regions, plan.strength)
+    if renderer.regions_outside:
+        names = ", ".join(plan.regions[i].name or str(i + 1) for i in renderer.regions_outside)
+        width, height = info.display_size
+        raise PlanError(f"region {names} lies outside the {width}x{height} picture")
+    return renderer
 
 
 @contextmanager

@@ -1,0 +1,260 @@
+"""RTSP in and out through PyAV: pull a camera's stream, publish a masked one, cut segments.
+
+Everything runs over TCP (interleaved RTP): UDP loses packets on busy networks and does not
+cross NAT or firewalls, and a lost packet in a masked stream smears the picture. Every
+FFmpeg failure becomes an `RtspError` whose message names the URL without its credentials,
+because these messages end up in logs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import cast
+from urllib.parse import urlsplit, urlunsplit
+
+import av
+import av.error
+
+from privmask.adapters.video import EncoderSettings
+
+OUT_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; MP4 keeps it too
+
+
+class RtspError(Exception):
+    """A stream cannot be opened, read or written; the message never holds credentials."""
+
+
+def redact_url(url: str) -> str:
+    """The URL without user and password, fit for logs and status pages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.username is None and parts.password is None and "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How long to wait: a camera that hangs must not hang its thread forever."""
+
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 5.0
+
+
+def open_source(url: str, options: SourceOptions = SourceOptions()) -> av.container.InputContainer:
+    """Open a camera stream over RTSP/TCP; raise RtspError (credential-free) on failure."""
+    safe = redact_url(url)
+    socket_us = str(int(options.read_timeout_s * 1_000_000))
+    try:
+        container = av.open(
+            url,
+            "r",
+            options={"rtsp_transport": "tcp", "timeout": socket_us},
+            timeout=(options.open_timeout_s, options.read_timeout_s),
+        )
+    except av.error.FFmpegError as exc:
+        raise RtspError(f"cannot open {safe}: {_reason(exc)}") from None
+    if not container.streams.video:
+        container.close()
+        raise RtspError(f"{safe}: offers no video stream")
+    return cast(av.container.InputContainer, container)
+
+
+class _Encoder:
+    """One H.264 video stream in an output container, fed yuv420p frames with rebased pts."""
+
+    def __init__(
+        self,
+        container: av.container.OutputContainer,
+        width: int,
+        height: int,
+        rate: Fraction,
+        settings: EncoderSettings,
+        live: bool,
+    ) -> None:
+        self.container = container
+        stream = container.add_stream(settings.codec, rate=rate)
+        self.stream = cast(av.video.stream.VideoStream, stream)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.time_base = self.stream.codec_context.time_base = OUT_TIME_BASE
+        options = {"crf": str(settings.crf), "preset": settings.preset}
+        if live:
+            # no lookahead, no B-frames: a frame leaves the encoder as soon as it is in
+            options["tune"] = "zerolatency"
+            options["g"] = str(max(1, round(float(rate) * 2)))  # a keyframe every 2 s
+        self.stream.options = options
+        self._last_pts: int | None = None
+        self.frames = 0
+
+    def encode(self, frame: av.VideoFrame, pts: int) -> None:
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # a muxer refuses timestamps that do not increase
+        self._last_pts = pts
+        frame.pts, frame.time_base = pts, OUT_TIME_BASE
+        frame.pict_type = av.video.frame.PictureType.NONE
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def flush(self) -> None:
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+
+
+class RtspPublisher:
+    """Publish H.264 to an RTSP server (mediamtx, go2rtc) with ANNOUNCE/RECORD over TCP.
+
+    The connection is made on the first frame, once the encoder's parameter sets exist.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        width: int,
+        height: int,
+        rate: Fraction,
+        settings: EncoderSettings,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.safe_url = redact_url(url)
+        try:
+            self._container = cast(
+                av.container.OutputContainer,
+                av.open(
+                    url,
+                    "w",
+                    format="rtsp",
+                    options={"rtsp_transport": "tcp"},
+                    timeout=(timeout_s, timeout_s),
+                ),
+            )
+            self._encoder = _Encoder(self._container, width, height, rate, settings, live=True)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise RtspError(f"cannot publish to {self.safe_url}: {_reason(exc)}") from None
+
+    def write(self, frame: av.VideoFrame, pts: int) -> None:
+        try:
+            self._encoder.encode(frame, pts)
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            raise RtspError(f"publishing to {self.safe_url} failed: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        """Flush and hang up; a server that already went away is no error here."""
+        with suppress(av.error.FFmpegError, ValueError, OSError):
+            self._encoder.flush()
+        with suppress(av.error.FFmpegError, ValueError, OSError):
+            self._container.close()
+
+
+SegmentHook = Callable[[Path], None]
+
+
+class SegmentWriter:
+    """Cut the masked stream into MP4 files of about `seconds` each, in `folder`.
+
+    A segment is written under a hidden `.partial` name and renamed (after fsync) only once
+    it is complete, so a reader (the packaging step, a sync job) never sees half a file.
+    Each segment has its own encoder and so starts with a keyframe and plays on its own.
+    `on_segment` is called with every finished file's path, from the camera's thread.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        seconds: float,
+        width: int,
+        height: int,
+        rate: Fraction,
+        settings: EncoderSettings,
+        on_segment: SegmentHook | None = None,
+    ) -> None:
+        if seconds <= 0:
+            raise ValueError("segment length must be positive")
+        self.folder, self.prefix, self.seconds = folder, prefix, seconds
+        self.width, self.height, self.rate, self.settings = width, height, rate, settings
+        self.on_segment = on_segment
+        self.finished: list[Path] = []  # the latest few, newest last
+        self._container: av.container.OutputContainer | None = None
+        self._encoder: _Encoder | None = None
+        self._staging: Path | None = None
+        self._target: Path | None = None
+        self._start_pts = 0
+
+    def write(self, frame: av.VideoFrame, pts: int) -> None:
+        """Add a frame whose pts (in OUT_TIME_BASE) counts from the stream's start."""
+        # half a frame early: RTP timestamps jitter, and a segment must not take one too many
+        cut = self.seconds - 0.5 / float(self.rate)
+        if self._encoder is not None and (pts - self._start_pts) * OUT_TIME_BASE >= cut:
+            self._finish()
+        try:
+            if self._encoder is None:
+                self._begin(pts)
+            if self._encoder is None:
+                raise RtspError("segment encoder did not open")
+            self._encoder.encode(frame, pts - self._start_pts)
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            self._abandon()
+            raise RtspError(f"writing a segment in {self.folder} failed: {_reason(exc)}") from None
+
+    def _begin(self, pts: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"{self.prefix}-{stamp}-{secrets.token_hex(2)}.mp4"
+        self._target = self.folder / name
+        self._staging = self.folder / f".{name}.partial"
+        self._container = cast(
+            av.container.OutputContainer,
+            av.open(str(self._staging), "w", format="mp4", options={"movflags": "+faststart"}),
+        )
+        self._encoder = _Encoder(
+            self._container, self.width, self.height, self.rate, self.settings, live=True
+        )
+        self._start_pts = pts
+
+    def _finish(self) -> None:
+        encoder, container = self._encoder, self._container
+        staging, target = self._staging, self._target
+        self._encoder = self._container = None
+        if encoder is None or container is None or staging is None or target is None:
+            return
+        try:
+            encoder.flush()
+            container.close()
+            with staging.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(staging, target)
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            staging.unlink(missing_ok=True)
+            raise RtspError(f"finishing segment {target.name} failed: {_reason(exc)}") from None
+        self.finished = [*self.finished[-9:], target]
+        if self.on_segment is not None:
+            self.on_segment(target)
+
+    def _abandon(self) -> None:
+        if self._container is not None:
+            with suppress(av.error.FFmpegError, ValueError, OSError):
+                self._container.close()
+        if self._staging is not None:
+            self._staging.unlink(missing_ok=True)
+        self._encoder = self._container = None
+
+    def close(self) -> None:
+        """Finish the segment in progress: what was streamed so far is kept, complete."""
+        self._finish()

@@ -1,0 +1,462 @@
+"""Live masking of one camera: pull over RTSP, detect, mask causally, publish and/or segment.
+
+Offline, the whole clip is known before a frame is masked. Live, frames go out as they come,
+so each decoded frame waits in a short delay buffer (`LiveSettings.delay_s`) while the
+detector looks at newer ones; when it leaves, its masks include targets that were found
+only in the frames after it (the offline tracker's lead, bounded by the buffer). Detection
+runs on every n-th frame, downscaled, which is what keeps a 2-core machine at 25 fps.
+
+Every camera runs in its own thread with its own decoder, detectors and encoders, and
+catches every error of its own: a camera that fails goes to backoff and is reopened with
+exponentially growing pauses, and never touches another camera. Nothing queues without
+bound: the only frames held are the delay buffer's.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import structlog
+
+from privmask.adapters.detections import Detections
+from privmask.adapters.detectors.base import Detector
+from privmask.adapters.rtsp import (
+    OUT_TIME_BASE,
+    RtspError,
+    RtspPublisher,
+    SegmentHook,
+    SegmentWriter,
+    SourceOptions,
+    open_source,
+    redact_url,
+)
+from privmask.adapters.video import EncoderSettings, VideoError, VideoInfo, as_yuv420p, planes
+from privmask.daemon.live_tracker import OnlineTracker
+from privmask.daemon.pipeline import (
+    build_renderer,
+    detect_frame,
+    load_detectors,
+    tracker_settings,
+)
+from privmask.rules.plan import PlanError, RedactionPlan
+
+log = structlog.get_logger("privmask.live")
+
+
+class CameraState(StrEnum):
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKOFF = "backoff"  # failed; waiting before the next try
+    OFFLINE = "offline"  # stopped, or failed `offline_after` times in a row (still retried)
+
+
+@dataclass(frozen=True)
+class LiveOutputs:
+    """Where masked video goes: an RTSP server, a folder of segments, or both."""
+
+    publish_url: str | None = None
+    segment_dir: Path | None = None
+    segment_seconds: float = 60.0
+    on_segment: SegmentHook | None = None  # e.g. hand the file to the encrypted packaging
+
+    def __post_init__(self) -> None:
+        if not self.publish_url and self.segment_dir is None:
+            raise ValueError("a live camera needs a publish URL, a segment folder, or both")
+        if self.segment_seconds <= 0:
+            raise ValueError("segment length must be positive")
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    delay_s: float = 0.8  # how far masks reach back before a first sighting
+    detect_width: int = 640  # detection runs on frames scaled to this width (never up)
+    source: SourceOptions = SourceOptions()
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    offline_after: int = 5  # failures in a row before the camera is reported offline
+    encoder: EncoderSettings = EncoderSettings(preset="ultrafast", crf=23)
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """A snapshot for status pages and tests; `url` carries no credentials."""
+
+    name: str
+    url: str
+    state: CameraState
+    frames_in: int = 0
+    frames_out: int = 0
+    detections: int = 0  # detector runs
+    connects: int = 0  # successful opens
+    failures: int = 0  # failures in a row (0 while streaming)
+    buffered: int = 0  # frames in the delay buffer
+    max_buffered: int = 0  # the most ever held at once
+    segments: int = 0
+    fps: float = 0.0  # frames out per second, over the last couple of seconds
+    last_error: str = ""
+
+
+def _info(width: int, height: int, rate: Fraction) -> VideoInfo:
+    return VideoInfo(
+        path=Path("live"),
+        container="rtsp",
+        codec="h264",
+        width=width,
+        height=height,
+        frame_rate=rate,
+        time_base=OUT_TIME_BASE,
+        declared_frames=0,
+        duration_s=0.0,
+        rotation=0,
+    )
+
+
+class CausalMasker:
+    """Frames in, masked frames out `delay` frames later, in order; at most `delay` held.
+
+    Frame i is detected on when it arrives (every `detect_every`-th frame), and masked when
+    frame i + delay arrives, with every sighting up to then.
+    """
+
+    def __init__(
+        self,
+        plan: RedactionPlan,
+        detectors: list[tuple[str, Detector]],
+        width: int,
+        height: int,
+        rate: Fraction,
+        delay_s: float,
+        detect_width: int = 640,
+    ) -> None:
+        self.plan, self.detectors = plan, detectors
+        self.width, self.height = width, height
+        fps = float(rate) or 25.0
+        self.delay = max(plan.detect_every, round(delay_s * fps))
+        scale = min(1.0, detect_width / width)
+        self._detect_info = _info(
+            max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2), rate
+        )
+        self._scale = (width / self._detect_info.width, height / self._detect_info.height)
+        self.tracker = OnlineTracker(tracker_settings(plan, _info(width, height, rate)))
+        self.renderer = build_renderer(plan, _info(width, height, rate))
+        self._buffer: deque[tuple[int, av.VideoFrame]] = deque()
+        self._next = 0
+        self.detections = 0
+        self.max_buffered = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def push(self, frame: av.VideoFrame) -> Iterator[av.VideoFrame]:
+        """Take a yuv420p frame; yield the frame that leaves the buffer, masked, if any."""
+        index = self._next
+        self._next += 1
+        if self.detectors and index % self.plan.detect_every == 0:
+            found = detect_frame(frame, self._detect_info, self.detectors)
+            self.tracker.add(index, found.scaled(*self._scale).clipped(self.width, self.height))
+            self.detections += 1
+        # the oldest frame leaves before the new one is held: never more than `delay` frames
+        while len(self._buffer) >= self.delay:
+            yield self._emit()
+        self._buffer.append((index, frame))
+        self.max_buffered = max(self.max_buffered, len(self._buffer))
+
+    def flush(self) -> Iterator[av.VideoFrame]:
+        """Mask and yield what the buffer holds (the stream ended: no later sightings)."""
+        while self._buffer:
+            yield self._emit()
+
+    def _emit(self) -> av.VideoFrame:
+        index, frame = self._buffer.popleft()
+        boxes: Detections | None = self.tracker.boxes(index)
+        self.renderer.render(planes(frame), boxes)
+        return frame
+
+
+class _Outputs:
+    """The publisher and segment writer of one connection, fed the same masked frames."""
+
+    def __init__(
+        self,
+        outputs: LiveOutputs,
+        name: str,
+        width: int,
+        height: int,
+        rate: Fraction,
+        encoder: EncoderSettings,
+        on_segment: SegmentHook,
+    ) -> None:
+        self.publisher: RtspPublisher | None = None
+        self.segments: SegmentWriter | None = None
+        try:
+            if outputs.publish_url:
+                self.publisher = RtspPublisher(outputs.publish_url, width, height, rate, encoder)
+            if outputs.segment_dir is not None:
+                self.segments = SegmentWriter(
+                    outputs.segment_dir,
+                    name,
+                    outputs.segment_seconds,
+                    width,
+                    height,
+                    rate,
+                    encoder,
+                    on_segment,
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def write(self, frame: av.VideoFrame, pts: int) -> None:
+        if self.publisher is not None:
+            self.publisher.write(frame, pts)
+        if self.segments is not None:
+            self.segments.write(frame, pts)
+
+    def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.segments is not None:
+            self.segments.close()
+
+
+class LiveCamera:
+    """One camera's live masking, in its own thread: `start()`, `status`, `stop()`.
+
+    Models are loaded in the constructor, so a plan that cannot run fails at once, in the
+    caller's thread; everything after that is caught, logged (without credentials) and
+    retried.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        plan: RedactionPlan,
+        outputs: LiveOutputs,
+        settings: LiveSettings = LiveSettings(),
+        models_dir: str | Path | None = None,
+        name: str = "camera",
+        on_frame: Callable[[av.VideoFrame], None] | None = None,
+    ) -> None:
+        self.url, self.plan, self.outputs, self.settings = url, plan, outputs, settings
+        self.name = name
+        self.safe_url = redact_url(url)
+        self.on_frame = on_frame  # sees each masked frame before it is encoded (benchmarks)
+        self.detectors = load_detectors(plan, models_dir)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._status = CameraStatus(name, self.safe_url, CameraState.OFFLINE)
+        self._counts = _Counts()
+        self._log = log.bind(camera=name, url=self.safe_url)
+
+    @property
+    def status(self) -> CameraStatus:
+        with self._lock:
+            return self._status
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"live-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Ask the thread to end, finish outputs (the last segment is kept) and wait."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._set(CameraState.OFFLINE)
+
+    def _set(self, state: CameraState, error: str | None = None) -> None:
+        c = self._counts
+        with self._lock:
+            self._status = CameraStatus(
+                name=self.name,
+                url=self.safe_url,
+                state=state,
+                frames_in=c.frames_in,
+                frames_out=c.frames_out,
+                detections=c.detections,
+                connects=c.connects,
+                failures=c.failures,
+                buffered=c.buffered,
+                max_buffered=c.max_buffered,
+                segments=c.segments,
+                fps=c.fps(),
+                last_error=self._status.last_error if error is None else error,
+            )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._set(CameraState.CONNECTING)
+            try:
+                self._stream()
+                error = "stream ended"
+            except (RtspError, VideoError, PlanError) as exc:
+                error = str(exc)
+            except av.error.FFmpegError as exc:
+                error = f"{self.safe_url}: {getattr(exc, 'strerror', None) or exc}"
+            except Exception as exc:  # one camera's bug must not end its thread or others
+                error = f"{type(exc).__name__}: {exc}".replace(self.url, self.safe_url)
+            if self._stop.is_set():
+                break
+            self._counts.failures += 1
+            state = (
+                CameraState.OFFLINE
+                if self._counts.failures >= self.settings.offline_after
+                else CameraState.BACKOFF
+            )
+            pause = self._backoff()
+            self._set(state, error)
+            self._log.warning("live_backoff", error=error, retry_in_s=round(pause, 2))
+            self._stop.wait(pause)
+        self._set(CameraState.OFFLINE)
+
+    def _backoff(self) -> float:
+        s = self.settings
+        base = min(s.backoff_max_s, s.backoff_initial_s * 2 ** (self._counts.failures - 1))
+        return base * random.uniform(0.8, 1.2)  # cameras that failed together retry apart
+
+    def _stream(self) -> None:
+        """One connection: open, stream until it drops or stop() is called, close."""
+        container = open_source(self.url, self.settings.source)
+        outputs: _Outputs | None = None
+        try:
+            stream = container.streams.video[0]
+            rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+            if rate <= 0 or rate > 240:
+                rate = Fraction(25)
+            self._counts.connects += 1
+            masker: CausalMasker | None = None
+            clock = _Clock(rate)
+            for packet in container.demux(stream):
+                if self._stop.is_set():
+                    break
+                for decoded in packet.decode():
+                    frame = as_yuv420p(decoded)
+                    if masker is None or outputs is None:
+                        masker = CausalMasker(
+                            self.plan,
+                            self.detectors,
+                            frame.width,
+                            frame.height,
+                            rate,
+                            self.settings.delay_s,
+                            self.settings.detect_width,
+                        )
+                        outputs = _Outputs(
+                            self.outputs,
+                            self.name,
+                            frame.width,
+                            frame.height,
+                            rate,
+                            self.settings.encoder,
+                            self._segment_done,
+                        )
+                        self._log.info(
+                            "live_streaming",
+                            width=frame.width,
+                            height=frame.height,
+                            fps=float(rate),
+                        )
+                    clock.stamp(frame)
+                    self._counts.frames_in += 1
+                    self._counts.failures = 0
+                    for ready in masker.push(frame):
+                        self._write(outputs, ready)
+                    self._counts.buffered = masker.buffered
+                    self._counts.max_buffered = max(self._counts.max_buffered, masker.max_buffered)
+                    self._counts.detections = masker.detections
+                    self._set(CameraState.STREAMING)
+            if masker is not None and outputs is not None:
+                for ready in masker.flush():
+                    self._write(outputs, ready)
+                self._counts.buffered = 0
+        finally:
+            if outputs is not None:
+                outputs.close()
+            container.close()
+
+    def _write(self, outputs: _Outputs, frame: av.VideoFrame) -> None:
+        if self.on_frame is not None:
+            self.on_frame(frame)
+        outputs.write(frame, frame.pts or 0)
+        self._counts.tick()
+
+    def _segment_done(self, path: Path) -> None:
+        self._counts.segments += 1
+        self._log.info("live_segment", file=path.name)
+        hook = self.outputs.on_segment
+        if hook is None:
+            return
+        try:
+            hook(path)
+        except Exception as exc:  # the hook's failure must not stop the stream
+            self._log.error("live_segment_hook_failed", file=path.name, error=str(exc))
+
+
+class _Clock:
+    """Output timestamps (OUT_TIME_BASE, from 0 per connection) that follow the source's.
+
+    RTSP sources leave the first frame (or a few) without a timestamp; those get the
+    nominal frame step, and the origin is set so that later frames line up with them.
+    """
+
+    def __init__(self, rate: Fraction) -> None:
+        self.step = max(1, round(1 / (rate * OUT_TIME_BASE)))
+        self._origin: int | None = None
+        self._count = 0
+        self._last: int | None = None
+
+    def stamp(self, frame: av.VideoFrame) -> None:
+        if frame.pts is not None and frame.time_base:
+            source = round(frame.pts * frame.time_base / OUT_TIME_BASE)
+            if self._origin is None:
+                self._origin = source - self._count * self.step
+            pts = source - self._origin
+        else:
+            pts = 0 if self._last is None else self._last + self.step
+        if self._last is not None and pts <= self._last:
+            pts = self._last + 1
+        frame.pts, frame.time_base = pts, OUT_TIME_BASE
+        self._last = pts
+        self._count += 1
+
+
+@dataclass
+class _Counts:
+    """Counters the camera thread updates; snapshots go out through `CameraStatus`."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    detections: int = 0
+    connects: int = 0
+    failures: int = 0
+    buffered: int = 0
+    max_buffered: int = 0
+    segments: int = 0
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+
+    def tick(self) -> None:
+        self.frames_out += 1
+        self.recent.append(time.monotonic())
+
+    def fps(self) -> float:
+        if len(self.recent) < 2:
+            return 0.0
+        times = np.asarray(self.recent)
+        span = float(times[-1] - times[0])
+        return (len(times) - 1) / span if span > 0 else 0.0
