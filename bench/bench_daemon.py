@@ -18,7 +18,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-sys.path.insert(0, str(HERE.parent / "tests" / "daemon"))
 
 from privmask.adapters.models import sha256_of  # noqa: E402
 from privmask.adapters.package import read_package  # noqa: E402

@@ -54,6 +54,11 @@ class LimitsSpec(StrictModel):
     max_height: int = Field(default=4320, ge=16)
 
 
+class StreamSpec(StrictModel):
+    camera: str = Field(min_length=1, description="the id rules match on")
+    url: str = Field(description="its main RTSP stream, without credentials (see secrets)")
+
+
 class CamerasSpec(StrictModel):
     discover_seconds: float = Field(
         default=0, ge=0, description="re-discover ONVIF cameras this often; 0: never"
@@ -61,6 +66,9 @@ class CamerasSpec(StrictModel):
     interface: str | None = Field(default=None, description="IPv4 address to probe from")
     timeout: float = Field(default=3.0, gt=0, le=60)
     secrets: str | None = Field(default=None, description="camera credentials file (mode 600)")
+    streams: list[StreamSpec] = Field(
+        default_factory=list, description="cameras known by URL, without discovery"
+    )
 
 
 class ConfigFile(StrictModel):

@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -27,6 +28,7 @@ from privmask.adapters.watch import FolderWatcher, needs_polling
 from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigError
 from privmask.daemon.intake import StabilityTracker, done_marker_ready, is_temporary
 from privmask.daemon.journal import JobState, Journal, RetryPolicy
+from privmask.daemon.live_supervisor import LiveSupervisor, with_credentials
 from privmask.daemon.quarantine import quarantine
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret
@@ -96,6 +98,8 @@ class Service:
             workers=config.workers,
             quiet_seconds=quiet,
         )
+        self._live = LiveSupervisor(config, password)
+        self._live.update(self._live_streams())
         if config.cameras.discover_seconds:
             threading.Thread(target=self._discover_cameras, name="cameras", daemon=True).start()
         next_scan = 0.0
@@ -129,6 +133,7 @@ class Service:
                 watcher.stop()
             if rulebook is not None:
                 rulebook.stop()
+            self._live.stop()
             stop_workers.set()
             _join(workers, SHUTDOWN_SECONDS)
             self._put_back(journal, policy)
@@ -149,7 +154,28 @@ class Service:
                 )
             except Exception as exc:  # the network or a camera; never stops intake
                 log.error("camera_discovery_failed", error=str(exc))
+            self._live.update(self._live_streams())
             self._stop.wait(spec.discover_seconds)
+
+    def _live_streams(self) -> dict[str, str]:
+        """Camera id -> main stream URL, credentials added: static streams, then every
+        online camera of the inventory."""
+        from privmask.daemon.cameras import inventory_path, load_inventory, load_secrets
+
+        spec = self.config.cameras
+        secrets = load_secrets(Path(spec.secrets)).entries if spec.secrets else {}
+        found = {s.camera: s.url for s in spec.streams}
+        if spec.discover_seconds:
+            for camera, record in load_inventory(inventory_path(self.config.state)).items():
+                if record.get("state") == "online" and record.get("main_stream"):
+                    found.setdefault(camera, record["main_stream"])
+        streams = {}
+        for camera, url in found.items():
+            credentials = secrets.get(camera) or secrets.get(urlsplit(url).hostname or "")
+            if credentials is not None:
+                url = with_credentials(url, credentials.username, credentials.password)
+            streams[camera] = url
+        return streams
 
     def _announce(self, path: Path) -> None:
         with self._lock:

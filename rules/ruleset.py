@@ -39,6 +39,13 @@ class OutputPlan:
 
 
 @dataclass(frozen=True)
+class LivePlan:
+    publish_url: str | None  # with {camera} filled in
+    segments: bool
+    segment_seconds: float
+
+
+@dataclass(frozen=True)
 class PlacedRule:
     """A rule and where it stands: its file, its index in that file, its order in the set."""
 
@@ -66,6 +73,7 @@ class Decision:
     output: OutputPlan
     reasons: tuple[str, ...]
     ruleset_hash: str
+    live: LivePlan | None = None
 
 
 class NoRuleApplies(Exception):
@@ -144,6 +152,7 @@ class RuleSet:
             compile_output(winner.rule),
             tuple(reasons),
             self.digest,
+            compile_live(winner.rule, job.camera or "camera"),
         )
 
 
@@ -175,6 +184,14 @@ def compile_plan(rule: Rule) -> RedactionPlan:
         return RedactionPlan(targets=targets, regions=regions, selection=selection)
     except PlanError as exc:
         raise PlanError(f"rule {rule.name}: {exc}") from None
+
+
+def compile_live(rule: Rule, camera: str) -> LivePlan | None:
+    spec = rule.live
+    if spec is None:
+        return None
+    url = spec.publish.format(camera=camera) if spec.publish else None
+    return LivePlan(url, spec.segments, spec.segment_seconds)
 
 
 def compile_output(rule: Rule) -> OutputPlan:

@@ -162,6 +162,27 @@ class Output(StrictModel):
         return keys
 
 
+class LiveSpec(StrictModel):
+    """Masked live video for the cameras this rule matches."""
+
+    publish: str | None = Field(
+        default=None,
+        description="RTSP server URL to publish to, e.g. rtsp://127.0.0.1:8554/masked/{camera}",
+    )
+    segments: bool = Field(default=True, description="also write encrypted segment packages")
+    segment_seconds: float = Field(default=60, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> LiveSpec:
+        if not self.publish and not self.segments:
+            raise ValueError("live video needs 'publish', 'segments: true', or both")
+        if self.publish is not None:
+            fields = {f for _, f, _, _ in string.Formatter().parse(self.publish) if f}
+            if fields - {"camera"} or not self.publish.startswith(("rtsp://", "rtsps://")):
+                raise ValueError("publish must be an rtsp:// URL; its only field is {camera}")
+        return self
+
+
 class Retention(StrictModel):
     originals_days: int | None = Field(
         default=None, ge=1, le=3650, description="days escrowed originals are kept"
@@ -179,6 +200,7 @@ class Rule(StrictModel):
     selection: Selection = Field(default_factory=Selection)
     output: Output = Field(default_factory=Output)
     retention: Retention = Field(default_factory=Retention)
+    live: LiveSpec | None = Field(default=None, description="mask this camera's live stream")
 
 
 class RuleFile(StrictModel):

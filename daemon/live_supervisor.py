@@ -1,0 +1,151 @@
+"""Which cameras stream live, masked: one `LiveCamera` per camera whose rule says `live`.
+
+The service calls `update` with the cameras it knows (from the ONVIF inventory and the
+config's static streams) after every discovery round. Cameras whose rule turns live are
+started, those that disappear or stop being live are stopped; one camera failing never
+touches another. Finished segments become encrypted packages through the same path as files.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import structlog
+
+from privmask.adapters.models import ModelError, sha256_of
+from privmask.adapters.package import PackageContents, PackageError, write_package
+from privmask.daemon import __version__
+from privmask.daemon.config import Config
+from privmask.daemon.live import LiveCamera, LiveOutputs
+from privmask.daemon.rulebook import current_snapshot
+from privmask.rules.files import RuleFileError
+from privmask.rules.match import Job
+from privmask.rules.plan import PlanError
+from privmask.rules.ruleset import Decision, NoRuleApplies
+
+log = structlog.get_logger("privmask.live")
+
+
+class LiveSupervisor:
+    def __init__(self, config: Config, password: bytes) -> None:
+        self.config = config
+        self._password = password
+        self._running: dict[str, tuple[LiveCamera, str]] = {}  # camera -> (stream, rule set)
+        self._lock = threading.Lock()
+
+    def update(self, streams: Mapping[str, str]) -> None:
+        """`streams`: camera id -> main stream URL (credentials included where needed)."""
+        with self._lock:
+            try:
+                ruleset = current_snapshot(self.config.state / "rulesets")
+            except (RuleFileError, OSError) as exc:
+                log.error("live_rules_unavailable", error=str(exc))
+                return
+            for camera in [c for c in self._running if c not in streams]:
+                self._stop(camera, "camera gone")
+            for camera, url in streams.items():
+                try:
+                    decision = ruleset.decide(Job(camera=camera, when=datetime.now()))
+                except NoRuleApplies:
+                    decision = None
+                running = self._running.get(camera)
+                if decision is None or decision.live is None:
+                    if running:
+                        self._stop(camera, "rule is no longer live")
+                    continue
+                if running and running[1] == ruleset.digest:
+                    continue  # same rules: keep streaming
+                if running:
+                    self._stop(camera, "rules changed")
+                self._start(camera, url, decision)
+
+    def _start(self, camera: str, url: str, decision: Decision) -> None:
+        live = decision.live
+        if live is None:
+            return
+        segments = self.config.state / "live" / _safe(camera)
+        outputs = LiveOutputs(
+            publish_url=live.publish_url,
+            segment_dir=segments if live.segments else None,
+            segment_seconds=live.segment_seconds,
+            on_segment=lambda path: self._package(camera, path, decision),
+        )
+        try:
+            stream = LiveCamera(
+                url, decision.plan, outputs, models_dir=self.config.models, name=camera
+            )
+        except (PlanError, ModelError) as exc:  # this camera cannot run; the others still do
+            log.error("live_camera_refused", camera=camera, error=str(exc))
+            return
+        stream.start()
+        self._running[camera] = (stream, decision.ruleset_hash)
+        log.info("live_started", camera=camera, rule=decision.rule.rule.name)
+
+    def _stop(self, camera: str, why: str) -> None:
+        stream, _ = self._running.pop(camera)
+        stream.stop()
+        log.info("live_stopped", camera=camera, reason=why)
+
+    def stop(self) -> None:
+        with self._lock:
+            for camera in list(self._running):
+                self._stop(camera, "service stopping")
+
+    def _package(self, camera: str, finished: Path, decision: Decision) -> None:
+        """Finished segments: each encrypted into the outbox, then removed. Segments left
+        by an earlier failure (an unmounted share) go with the next one, oldest first."""
+        for segment in sorted(finished.parent.glob("*.mp4")):
+            if not self._package_one(camera, segment, decision):
+                return
+
+    def _package_one(self, camera: str, segment: Path, decision: Decision) -> bool:
+        outbox = (
+            Path(decision.output.destination) if decision.output.destination else self.config.outbox
+        )
+        now = datetime.now(tz=UTC)
+        digest = sha256_of(segment)
+        name = decision.output.name_template.format(
+            camera=_safe(camera),
+            date=now.strftime("%Y%m%d"),
+            time=now.strftime("%H%M%S"),
+            id=f"live-{segment.stem[-6:]}",
+            hash=digest[:12],
+        )
+        manifest = {
+            "privmask_version": __version__,
+            "camera": camera,
+            "live": True,
+            "output": {"sha256": digest, "bytes": segment.stat().st_size},
+            "rule": decision.rule.rule.name,
+            "rule_set_sha256": decision.ruleset_hash,
+            "times": {"packaged": time.time()},
+        }
+        try:
+            package = write_package(
+                PackageContents(segment, manifest), outbox, name, self._password
+            )
+        except PackageError as exc:  # kept on disk, tried again with the next segment
+            log.error("live_segment_not_packaged", camera=camera, error=str(exc))
+            return False
+        segment.unlink(missing_ok=True)
+        log.info("live_segment_packaged", camera=camera, package=package.name)
+        return True
+
+
+def _safe(camera: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in camera) or "camera"
+
+
+def with_credentials(url: str, username: str, password: str) -> str:
+    """The stream URL with credentials, for connecting only (never logged or stored)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
