@@ -5,8 +5,8 @@ collide with other tests and be visible on the machine's network. `unshare -n` g
 fresh, empty network stack with only loopback, where multicast is routed to lo.
 
 Why a separate venv for ipycam: it depends on the opencv-python GUI wheel, which must never
-be installed beside the project's opencv-python-headless. `ensure_ipycam_venv()` creates it
-on demand (CI does the same through it); $PRIVMASK_IPYCAM_VENV overrides where.
+be installed beside the project's opencv-python-headless. ./scripts/setup creates it at
+.venv/peers/ipycam; $PRIVMASK_IPYCAM_VENV overrides where.
 """
 
 from __future__ import annotations
@@ -38,20 +38,14 @@ def ipycam_venv() -> Path:
 
 
 def ensure_ipycam_venv() -> Path:
-    """The python of a venv with ipycam in it, created with pip if missing."""
-    venv = ipycam_venv()
-    python = venv / "bin" / "python"
-    if python.exists() and _imports_ipycam(python):
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", IPYCAM_REQUIREMENT],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0 or not _imports_ipycam(python):
+    """The python of the venv with ipycam in it, which ./scripts/setup makes: tests never
+    download anything themselves."""
+    python = ipycam_venv() / "bin" / "python"
+    if not (python.exists() and _imports_ipycam(python)):
         raise PeerSetupError(
-            f"cannot install {IPYCAM_REQUIREMENT} into {venv}:\n{done.stderr[-2000:]}"
+            f"no {IPYCAM_REQUIREMENT} venv at {ipycam_venv()}: run ./scripts/setup "
+            f"(it runs: python3 -m venv {DEFAULT_VENV} && "
+            f"{DEFAULT_VENV}/bin/pip install {IPYCAM_REQUIREMENT})"
         )
     return python
 
