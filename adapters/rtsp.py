@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import av
 import av.error
 
+from privmask.adapters.onvif import strip_credentials
 from privmask.adapters.video import EncoderSettings
 
 OUT_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; MP4 keeps it too
@@ -37,10 +38,9 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
-    if parts.username is None and parts.password is None and "@" not in parts.netloc:
-        return url
     host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    plain = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return strip_credentials(plain)  # also user=/password= query parameters
 
 
 def _reason(exc: BaseException) -> str:

@@ -225,10 +225,12 @@ class _Outputs:
             self.segments.write(frame, pts)
 
     def close(self) -> None:
-        if self.publisher is not None:
-            self.publisher.close()
-        if self.segments is not None:
-            self.segments.close()
+        try:
+            if self.publisher is not None:
+                self.publisher.close()
+        finally:
+            if self.segments is not None:
+                self.segments.close()
 
 
 class LiveCamera:
@@ -347,6 +349,13 @@ class LiveCamera:
                     break
                 for decoded in packet.decode():
                     frame = as_yuv420p(decoded)
+                    if masker is not None and (frame.width, frame.height) != (
+                        masker.width,
+                        masker.height,
+                    ):
+                        # masks sized for the old picture would land in the wrong place:
+                        # reconnect and start over with the new size
+                        raise RtspError("the camera changed its picture size; reconnecting")
                     if masker is None or outputs is None:
                         masker = CausalMasker(
                             self.plan,
@@ -386,9 +395,11 @@ class LiveCamera:
                     self._write(outputs, ready)
                 self._counts.buffered = 0
         finally:
-            if outputs is not None:
-                outputs.close()
-            container.close()
+            try:
+                if outputs is not None:
+                    outputs.close()
+            finally:
+                container.close()
 
     def _write(self, outputs: _Outputs, frame: av.VideoFrame) -> None:
         if self.on_frame is not None:

@@ -1,7 +1,8 @@
 """Which cameras stream live, masked: one `LiveCamera` per camera whose rule says `live`.
 
 The service calls `update` with the cameras it knows (from the ONVIF inventory and the
-config's static streams) after every discovery round. Cameras whose rule turns live are
+config's static streams) every few seconds, so live masking follows rule reloads, time
+windows, and cameras that come, go or change address. Cameras whose rule turns live are
 started, those that disappear or stop being live are stopped; one camera failing never
 touches another. Finished segments become encrypted packages through the same path as files.
 """
@@ -19,14 +20,16 @@ import structlog
 
 from privmask.adapters.models import ModelError, sha256_of
 from privmask.adapters.package import PackageContents, PackageError, write_package
+from privmask.adapters.rtsp import redact_url
 from privmask.daemon import __version__
 from privmask.daemon.config import Config
 from privmask.daemon.live import LiveCamera, LiveOutputs
 from privmask.daemon.rulebook import current_snapshot
+from privmask.daemon.secrets import SecretError, SecretSource, read_secret
 from privmask.rules.files import RuleFileError
 from privmask.rules.match import Job
 from privmask.rules.plan import PlanError
-from privmask.rules.ruleset import Decision, NoRuleApplies
+from privmask.rules.ruleset import Decision, NoRuleApplies, RuleSet
 
 log = structlog.get_logger("privmask.live")
 
@@ -35,12 +38,16 @@ class LiveSupervisor:
     def __init__(self, config: Config, password: bytes) -> None:
         self.config = config
         self._password = password
-        self._running: dict[str, tuple[LiveCamera, str]] = {}  # camera -> (stream, rule set)
+        # camera -> its stream and what it was started with: rule set, rule, URL
+        self._running: dict[str, tuple[LiveCamera, tuple[str, str, str]]] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def update(self, streams: Mapping[str, str]) -> None:
         """`streams`: camera id -> main stream URL (credentials included where needed)."""
         with self._lock:
+            if self._closed:
+                return  # the service is stopping: start nothing new
             try:
                 ruleset = current_snapshot(self.config.state / "rulesets")
             except (RuleFileError, OSError) as exc:
@@ -50,21 +57,30 @@ class LiveSupervisor:
                 self._stop(camera, "camera gone")
             for camera, url in streams.items():
                 try:
-                    decision = ruleset.decide(Job(camera=camera, when=datetime.now()))
-                except NoRuleApplies:
-                    decision = None
-                running = self._running.get(camera)
-                if decision is None or decision.live is None:
-                    if running:
-                        self._stop(camera, "rule is no longer live")
-                    continue
-                if running and running[1] == ruleset.digest:
-                    continue  # same rules: keep streaming
-                if running:
-                    self._stop(camera, "rules changed")
-                self._start(camera, url, decision)
+                    self._follow(camera, url, ruleset)
+                except Exception as exc:  # one camera's trouble never touches the others
+                    log.error("live_camera_failed", camera=camera, error=redact_url(str(exc)))
 
-    def _start(self, camera: str, url: str, decision: Decision) -> None:
+    def _follow(self, camera: str, url: str, ruleset: RuleSet) -> None:
+        try:
+            decision = ruleset.decide(Job(camera=camera, when=datetime.now()))
+        except NoRuleApplies:
+            decision = None
+        running = self._running.get(camera)
+        if decision is None or decision.live is None:
+            if running:
+                self._stop(camera, "rule is no longer live")
+            return
+        started_with = (ruleset.digest, decision.rule.rule.name, url)
+        if running and running[1] == started_with:
+            return  # same rules, same rule, same address: keep streaming
+        if running:
+            self._stop(camera, "rules, rule or address changed")
+        self._start(camera, url, decision, started_with)
+
+    def _start(
+        self, camera: str, url: str, decision: Decision, started_with: tuple[str, str, str]
+    ) -> None:
         live = decision.live
         if live is None:
             return
@@ -83,7 +99,7 @@ class LiveSupervisor:
             log.error("live_camera_refused", camera=camera, error=str(exc))
             return
         stream.start()
-        self._running[camera] = (stream, decision.ruleset_hash)
+        self._running[camera] = (stream, started_with)
         log.info("live_started", camera=camera, rule=decision.rule.rule.name)
 
     def _stop(self, camera: str, why: str) -> None:
@@ -93,6 +109,7 @@ class LiveSupervisor:
 
     def stop(self) -> None:
         with self._lock:
+            self._closed = True
             for camera in list(self._running):
                 self._stop(camera, "service stopping")
 
@@ -109,6 +126,13 @@ class LiveSupervisor:
         )
         now = datetime.now(tz=UTC)
         digest = sha256_of(segment)
+        password = self._password
+        if decision.output.password is not None:  # the rule names its own package password
+            try:
+                password = read_secret(SecretSource(*decision.output.password))
+            except SecretError as exc:
+                log.error("live_segment_not_packaged", camera=camera, error=str(exc))
+                return False
         name = decision.output.name_template.format(
             camera=_safe(camera),
             date=now.strftime("%Y%m%d"),
@@ -126,9 +150,7 @@ class LiveSupervisor:
             "times": {"packaged": time.time()},
         }
         try:
-            package = write_package(
-                PackageContents(segment, manifest), outbox, name, self._password
-            )
+            package = write_package(PackageContents(segment, manifest), outbox, name, password)
         except PackageError as exc:  # kept on disk, tried again with the next segment
             log.error("live_segment_not_packaged", camera=camera, error=str(exc))
             return False

@@ -39,6 +39,7 @@ from privmask.rules.ruleset import RuleSet
 log = structlog.get_logger("privmask.service")
 
 SHUTDOWN_SECONDS = 60.0  # a running job gets this long to finish after SIGTERM
+LIVE_CHECK_SECONDS = 10.0  # how soon live masking follows a rule or camera change
 
 
 class Service:
@@ -99,9 +100,10 @@ class Service:
             quiet_seconds=quiet,
         )
         self._live = LiveSupervisor(config, password)
-        self._live.update(self._live_streams())
-        if config.cameras.discover_seconds:
-            threading.Thread(target=self._discover_cameras, name="cameras", daemon=True).start()
+        camera_thread = None
+        if config.cameras.discover_seconds or config.cameras.streams:
+            camera_thread = threading.Thread(target=self._camera_loop, name="cameras", daemon=True)
+            camera_thread.start()
         next_scan = 0.0
         try:
             while not self._stop.is_set():
@@ -133,6 +135,8 @@ class Service:
                 watcher.stop()
             if rulebook is not None:
                 rulebook.stop()
+            if camera_thread is not None:
+                camera_thread.join(30)  # a discovery round ends within its timeout
             self._live.stop()
             stop_workers.set()
             _join(workers, SHUTDOWN_SECONDS)
@@ -141,21 +145,30 @@ class Service:
             log.info("stopped")
         return 0
 
-    def _discover_cameras(self) -> None:
-        """Keep the camera inventory current; a round that fails is logged and retried."""
+    def _camera_loop(self) -> None:
+        """Re-discover cameras every `discover_seconds`, and bring live masking in line with
+        the cameras and the rules in force every LIVE_CHECK_SECONDS (rules reload, time
+        windows open and close). A failing round is logged and retried; it never stops
+        intake."""
         from privmask.daemon.cameras import inventory_path, rediscover
 
         spec = self.config.cameras
         secrets_file = Path(spec.secrets) if spec.secrets else None
+        next_discovery = 0.0
         while not self._stop.is_set():
             try:
-                rediscover(
-                    inventory_path(self.config.state), spec.interface, spec.timeout, secrets_file
-                )
-            except Exception as exc:  # the network or a camera; never stops intake
-                log.error("camera_discovery_failed", error=str(exc))
-            self._live.update(self._live_streams())
-            self._stop.wait(spec.discover_seconds)
+                if spec.discover_seconds and time.monotonic() >= next_discovery:
+                    next_discovery = time.monotonic() + spec.discover_seconds
+                    rediscover(
+                        inventory_path(self.config.state),
+                        spec.interface,
+                        spec.timeout,
+                        secrets_file,
+                    )
+                self._live.update(self._live_streams())
+            except Exception as exc:  # the network, a camera, a secrets file
+                log.error("camera_round_failed", error=str(exc))
+            self._stop.wait(min(LIVE_CHECK_SECONDS, spec.discover_seconds or LIVE_CHECK_SECONDS))
 
     def _live_streams(self) -> dict[str, str]:
         """Camera id -> main stream URL, credentials added: static streams, then every
@@ -171,7 +184,9 @@ class Service:
                     found.setdefault(camera, record["main_stream"])
         streams = {}
         for camera, url in found.items():
-            credentials = secrets.get(camera) or secrets.get(urlsplit(url).hostname or "")
+            parts = urlsplit(url)
+            keys = (camera, parts.netloc.rpartition("@")[2], parts.hostname or "", "*")
+            credentials = next((secrets[k] for k in keys if k in secrets), None)
             if credentials is not None:
                 url = with_credentials(url, credentials.username, credentials.password)
             streams[camera] = url

@@ -214,3 +214,4 @@ def test_credentials_are_stripped_from_urls() -> None:
     )
     assert redact_url("rtsp://user@cam/live") == "rtsp://cam/live"
     assert redact_url("rtsp://cam:554/live") == "rtsp://cam:554/live"
+    assert redact_url("rtsp://cam/live?user=admin&password=hunter2&ch=1") == "rtsp://cam/live?ch=1"
