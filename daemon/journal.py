@@ -330,8 +330,12 @@ class Journal:
         stale_after: float | None = None,
         workers: Collection[str] | None = None,
         now: float | None = None,
+        orderly: bool = False,
     ) -> list[Job]:
         """Give back the jobs of workers that are gone; returns the jobs it changed.
+
+        `orderly`: the daemon itself stopped them (a clean shutdown past its deadline). Such
+        an interruption says nothing about the clip, so it does not use up a try.
 
         At daemon start (no filter) every PROCESSING job is orphaned. While other workers
         run, say which are gone: `workers` (the names they claimed with, e.g. of a worker
@@ -350,6 +354,16 @@ class Journal:
                 if workers is not None and worker not in workers:
                     continue
                 if not is_stale(heartbeat, now, stale_after):
+                    continue
+                if orderly:
+                    db.execute(
+                        "UPDATE jobs SET state = 'queued', attempts = MAX(0, attempts - 1), "
+                        "error = NULL, worker = NULL, heartbeat = NULL, not_before = 0, "
+                        "updated = ? WHERE id = ?",
+                        (now, job_id),
+                    )
+                    self._event(job_id, JobState.QUEUED, "put back at shutdown", now)
+                    changed.append(job_id)
                     continue
                 interruptions = self._interruptions(job_id) + 1
                 if policy.next_step(attempts, permanent=False) == "quarantine":

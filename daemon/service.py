@@ -140,7 +140,7 @@ class Service:
             self._live.stop()
             stop_workers.set()
             _join(workers, SHUTDOWN_SECONDS)
-            self._put_back(journal, policy)
+            self._put_back(journal, policy, orderly=True)
             journal.close()
             log.info("stopped")
         return 0
@@ -209,9 +209,16 @@ class Service:
             if not journal.seen(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino):
                 self._announce(path)
 
-    def _put_back(self, journal: Journal, policy: RetryPolicy, workers=None) -> None:  # type: ignore[no-untyped-def]
-        """Interrupted jobs go back to the queue, or to quarantine once tried too often."""
-        for job in journal.recover(policy, workers=workers):
+    def _put_back(
+        self,
+        journal: Journal,
+        policy: RetryPolicy,
+        workers: list[str] | None = None,
+        orderly: bool = False,
+    ) -> None:
+        """Interrupted jobs go back to the queue, or to quarantine once tried too often (a
+        job the service itself stopped at shutdown keeps its tries)."""
+        for job in journal.recover(policy, workers=workers, orderly=orderly):
             log.info("job_put_back", job=job.id, state=str(job.state), attempts=job.attempts)
             if job.state is JobState.QUARANTINED:
                 self._quarantine(job.path, job.id, "interrupted", job.error or "interrupted")

@@ -441,3 +441,16 @@ def test_is_stale() -> None:
     assert is_stale(100.0, now=200.0, stale_after=60.0)
     assert not is_stale(150.0, now=200.0, stale_after=60.0)
     assert is_stale(None, now=200.0, stale_after=60.0)
+
+
+def test_orderly_put_back_at_shutdown_keeps_the_tries(journal: Journal) -> None:
+    job, _ = add(journal, 1)
+    policy = RetryPolicy(max_attempts=2)
+    for _ in range(3):  # three clean restarts during one long job
+        claimed = journal.claim("w0")
+        assert claimed is not None and claimed.attempts == 1
+        (back,) = journal.recover(policy, orderly=True)
+        assert (back.state, back.attempts) == (JobState.QUEUED, 0)
+    journal.claim("w0")
+    (crashed,) = journal.recover(policy)  # a crash, by contrast, uses up the try
+    assert (crashed.state, crashed.attempts) == (JobState.QUEUED, 1)
