@@ -98,3 +98,14 @@ def run_scenario(name: str, work: Path, timeout: float = 50, **params: Any) -> d
     answer: dict[str, Any] = json.loads(lines[-1])
     answer["_stderr"] = done.stderr
     return answer
+
+
+def scenario(name: str, work: Path) -> dict[str, Any]:
+    """Run a scenario for a test; a peer that cannot run here fails the test (never skips)."""
+    import pytest
+
+    try:
+        check_namespaces()
+        return run_scenario(name, work)
+    except PeerSetupError as exc:
+        pytest.fail(str(exc))

@@ -11,18 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from camera_netns import PeerSetupError, check_namespaces, run_scenario
+from camera_netns import scenario
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    try:
-        check_namespaces()
-        return run_scenario("estate", tmp_path_factory.mktemp("estate"))
-    except PeerSetupError as exc:
-        pytest.fail(str(exc))
+    return scenario("estate", tmp_path_factory.mktemp("estate"))
 
 
 def _by_serial(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -7,20 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from camera_netns import PeerSetupError, check_namespaces, run_scenario
+from camera_netns import scenario
 
-from privmask.daemon import cli, cmd_cameras
+from privmask.daemon import cli
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def rounds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    try:
-        check_namespaces()
-        return run_scenario("inventory", tmp_path_factory.mktemp("inventory"))
-    except PeerSetupError as exc:
-        pytest.fail(str(exc))
+    return scenario("inventory", tmp_path_factory.mktemp("inventory"))
 
 
 def _events(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -55,10 +51,8 @@ def test_inventory_keeps_first_seen_and_tracks_state(rounds: dict[str, Any]) -> 
 
 
 def test_cameras_list_prints_the_inventory(
-    rounds: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    rounds: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if cmd_cameras not in cli.COMMANDS:  # until cli.py registers the command
-        monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, cmd_cameras))
     state = Path(rounds["state"])
     assert cli.main(["cameras", "list", "--state", str(state), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["cameras"]
@@ -69,11 +63,7 @@ def test_cameras_list_prints_the_inventory(
 
 
 def test_the_daemon_keeps_the_inventory(tmp_path: Path) -> None:
-    try:
-        check_namespaces()
-        seen = run_scenario("daemon", tmp_path)
-    except PeerSetupError as exc:
-        pytest.fail(str(exc))
+    seen = scenario("daemon", tmp_path)
     assert "started" in seen["events"] and "camera_added" in seen["events"]
     assert seen["code"] == 0
     assert "PY-DAEMON" in seen["list"]
