@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests" / "live"))
 
 from peers import CameraServer, Viewer, read_stamp, wait_for, write_camera_clip  # noqa: E402
 
-from privmask.daemon.live import LiveCamera, LiveOutputs, LiveSettings  # noqa: E402
+from privmask.daemon.live.camera import LiveCamera, LiveOutputs, LiveSettings  # noqa: E402
 from privmask.daemon.testing import DEFAULT_FACES  # noqa: E402
 from privmask.rules.plan import RedactionPlan, TargetPlan  # noqa: E402
 

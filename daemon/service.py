@@ -28,7 +28,7 @@ from privmask.adapters.watch import FolderWatcher, needs_polling
 from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigError
 from privmask.daemon.intake import StabilityTracker, done_marker_ready, is_temporary
 from privmask.daemon.journal import JobState, Journal, RetryPolicy
-from privmask.daemon.live_supervisor import LiveSupervisor, with_credentials
+from privmask.daemon.live.supervisor import LiveSupervisor, with_credentials
 from privmask.daemon.quarantine import quarantine
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret

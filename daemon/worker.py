@@ -26,9 +26,9 @@ from privmask.adapters.video import VideoError
 from privmask.daemon import __version__
 from privmask.daemon.config import Config
 from privmask.daemon.journal import Job, Journal, RetryPolicy
-from privmask.daemon.pipeline import redact
+from privmask.daemon.pipeline.offline import redact
+from privmask.daemon.pipeline.report import build_report
 from privmask.daemon.quarantine import quarantine
-from privmask.daemon.report import build_report
 from privmask.daemon.rulebook import current_snapshot
 from privmask.daemon.secrets import SecretError, SecretSource, read_secret
 from privmask.rules.files import RuleFileError

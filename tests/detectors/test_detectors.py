@@ -1,6 +1,6 @@
 """Every detector plug-in, run on real models and real pixels.
 
-Faces: the public-domain astronaut crop (daemon/assets/face_astronaut.png) pasted at known
+Faces: the public-domain astronaut crop (daemon/testing/assets/face_astronaut.png) pasted at known
 places onto frames of Intel's parking-lot clip, which has no visible faces. People and a
 licence plate: frames of Intel's sample clips whose boxes were read off by eye once.
 """

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.adapters.rtsp import redact_url
-from privmask.daemon.live import (
+from privmask.daemon.live.camera import (
     CameraState,
     CameraStatus,
     CausalMasker,
@@ -25,10 +25,10 @@ from privmask.daemon.live import (
     LiveOutputs,
     LiveSettings,
 )
-from privmask.daemon.live_tracker import OnlineTracker
-from privmask.daemon.pipeline import load_detectors
+from privmask.daemon.pipeline.offline import load_detectors
+from privmask.daemon.pipeline.online import OnlineTracker
+from privmask.daemon.pipeline.tracker import TrackerSettings
 from privmask.daemon.testing import FaceSpec, Scene, is_masked
-from privmask.daemon.tracker import TrackerSettings
 from privmask.rules.plan import RedactionPlan, TargetPlan
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.adapters.video import planes
-from privmask.daemon.masking import ClassStyle, MaskRenderer
+from privmask.daemon.pipeline.masking import ClassStyle, MaskRenderer
 from privmask.rules.plan import MaskShape, MaskStyle
 
 W, H = 320, 240

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from privmask.adapters.detections import Detections, TargetClass
-from privmask.daemon.pipeline import redact, unrotate
+from privmask.daemon.pipeline.offline import redact, unrotate
 from privmask.daemon.testing import FaceSpec, is_masked, render_scene
 from privmask.rules.plan import RedactionPlan, Region, TargetPlan
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from privmask.adapters.video import VideoError, probe
-from privmask.daemon.pipeline import redact
+from privmask.daemon.pipeline.offline import redact
 from privmask.rules.plan import PlanError, RedactionPlan, Region, TargetPlan
 
 from conftest import write_clip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from privmask.adapters.detections import Detections, TargetClass
-from privmask.daemon.tracker import TrackerSettings, fill, link
+from privmask.daemon.pipeline.tracker import TrackerSettings, fill, link
 
 SETTINGS = dict.fromkeys(TargetClass, TrackerSettings(max_gap=10, lead=4, tail=4))
 

@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from privmask.adapters.detections import Detections, TargetClass
-from privmask.daemon.tracker import TrackerSettings, fill, link
+from privmask.daemon.pipeline.tracker import TrackerSettings, fill, link
 
 
 def online_settings(

@@ -10,7 +10,7 @@ from privmask.daemon import __version__
 from privmask.rules.plan import RedactionPlan
 
 if TYPE_CHECKING:
-    from privmask.daemon.pipeline import Redaction
+    from privmask.daemon.pipeline.offline import Redaction
 
 
 def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The `privmask` command line: one module per command (`cmd_*.py`), dispatched from here.
+"""The `privmask` command line: one module per command in this package, dispatched from here.
 
 Every error a user can cause ends in one line on stderr and a non-zero exit code: 2 for a
 wrong command line, 1 for a file, model, rule or encoding problem. Never a traceback.
@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from privmask.adapters.models import ModelError
 from privmask.adapters.package import PackageError
 from privmask.adapters.video import VideoError
-from privmask.daemon import __version__, cmd_cameras, cmd_models, cmd_redact, cmd_rules, cmd_run
+from privmask.daemon import __version__
+from privmask.daemon.cli import cameras, demo, models, redact, rules, run
 from privmask.daemon.config import ConfigError
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
 from privmask.daemon.secrets import SecretError
@@ -22,7 +23,7 @@ from privmask.rules.files import RuleFileError
 from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import NoRuleApplies
 
-COMMANDS = (cmd_redact, cmd_run, cmd_cameras, cmd_models, cmd_rules)
+COMMANDS = (redact, demo, run, cameras, models, rules)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +64,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     return EXIT_FAILED
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from privmask.daemon.cli import options
 from privmask.daemon.errors import EXIT_OK
 
 
@@ -18,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "or is generated once into the state folder; never from the command line.",
     )
     run.set_defaults(run=run_daemon)
-    _folders(run)
+    options.add_config(run)
     run.add_argument("--rules", type=Path, metavar="DIR", help="rules folder (reloaded on change)")
     run.add_argument("--password-file", type=Path, metavar="FILE", help="package password file")
     run.add_argument("--workers", type=int, metavar="N", help="worker processes (1)")
@@ -28,12 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     status = commands.add_parser("status", help="the journal's counts and the jobs in progress")
     status.set_defaults(run=run_status)
-    _folders(status)
-
-
-def _folders(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration")
-    parser.add_argument("--state", type=Path, metavar="DIR", help="journal and work folder")
+    options.add_config(status)
 
 
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]

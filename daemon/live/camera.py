@@ -42,13 +42,13 @@ from privmask.adapters.rtsp import (
     redact_url,
 )
 from privmask.adapters.video import EncoderSettings, VideoError, VideoInfo, as_yuv420p, planes
-from privmask.daemon.live_tracker import OnlineTracker
-from privmask.daemon.pipeline import (
+from privmask.daemon.pipeline.offline import (
     build_renderer,
     detect_frame,
     load_detectors,
     tracker_settings,
 )
+from privmask.daemon.pipeline.online import OnlineTracker
 from privmask.rules.plan import PlanError, RedactionPlan
 
 log = structlog.get_logger("privmask.live")

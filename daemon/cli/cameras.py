@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from privmask.daemon.cli import options
 from privmask.daemon.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -34,8 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     disc.add_argument("--state", type=Path, metavar="DIR", help="also merge into this inventory")
     disc.add_argument("--json", action="store_true", help="one JSON document on stdout")
     listing = actions.add_parser("list", help="the inventory in the state folder")
-    listing.add_argument("--config", type=Path, metavar="FILE", help="YAML configuration")
-    listing.add_argument("--state", type=Path, metavar="DIR", help="state folder")
+    options.add_config(listing)
     listing.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 

@@ -35,9 +35,9 @@ from privmask.adapters.video import (
     to_bgr,
     verify_output,
 )
-from privmask.daemon.masking import ClassStyle, MaskRenderer
-from privmask.daemon.report import build_report
-from privmask.daemon.tracker import Track, TrackerSettings, fill, link
+from privmask.daemon.pipeline.masking import ClassStyle, MaskRenderer
+from privmask.daemon.pipeline.report import build_report
+from privmask.daemon.pipeline.tracker import Track, TrackerSettings, fill, link
 from privmask.rules.plan import PlanError, RedactionPlan
 
 # (pass name, frames done, frames expected); the CLI draws a progress bar from it

@@ -23,7 +23,7 @@ from privmask.adapters.package import PackageContents, PackageError, write_packa
 from privmask.adapters.rtsp import redact_url
 from privmask.daemon import __version__
 from privmask.daemon.config import Config
-from privmask.daemon.live import LiveCamera, LiveOutputs
+from privmask.daemon.live.camera import LiveCamera, LiveOutputs
 from privmask.daemon.rulebook import current_snapshot
 from privmask.daemon.secrets import SecretError, SecretSource, read_secret
 from privmask.rules.files import RuleFileError

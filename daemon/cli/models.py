@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from privmask.adapters import models
+from privmask.daemon.cli import options
 from privmask.daemon.errors import EXIT_OK
 
 
@@ -14,7 +15,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     model_cmd.set_defaults(run=run)
     actions = model_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="known models and where each was found")
-    listing.add_argument("--models", metavar="DIR")
+    options.add_models(listing)
     fetch = actions.add_parser("fetch", help="download models (connected sites)")
     fetch.add_argument("names", nargs="*", help="model names (default: the default models)")
     fetch.add_argument("--to", type=Path, help="target folder (default: the user's model store)")

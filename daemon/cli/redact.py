@@ -1,4 +1,4 @@
-"""`privmask redact` and `privmask demo`: redact one clip, from flags or from rule files."""
+"""`privmask redact`: redact one clip, with what to mask from flags or from rule files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from privmask.adapters.video import PRESETS, EncoderSettings
+from privmask.daemon.cli import options
 from privmask.daemon.errors import EXIT_OK, UsageError
 from privmask.rules.match import Job
 from privmask.rules.plan import (
@@ -87,23 +88,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="recording time the rules match on (default: the file's modification time)",
     )
     redact.add_argument("--report", type=Path, metavar="FILE.json", help="write a JSON report")
-    redact.add_argument("--models", metavar="DIR", help="model folder (also $PRIVMASK_MODELS)")
+    options.add_models(redact)
     encoding = redact.add_argument_group("encoding")
     encoding.add_argument("--codec", default="h264", choices=("h264", "h265"), help="(h264)")
     encoding.add_argument("--crf", type=int, default=20, help="quality, lower is better (20)")
     encoding.add_argument("--preset", default="veryfast", choices=PRESETS, help="(veryfast)")
-    redact.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    demo = commands.add_parser(
-        "demo",
-        help="make a short clip with faces, redact it, and show what was masked",
-        description="Write DIR/input.mp4 (a synthetic scene with moving faces), redact it to "
-        "DIR/redacted.mp4 with face and person detection, and write DIR/report.json.",
-    )
-    demo.set_defaults(run=run_demo)
-    demo.add_argument("dir", nargs="?", type=Path, default=Path("privmask-demo"), metavar="DIR")
-    demo.add_argument("--models", metavar="DIR", help="model folder (also $PRIVMASK_MODELS)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.add_quiet(redact)
 
 
 def plan_from_flags(args: argparse.Namespace) -> RedactionPlan:
@@ -164,9 +154,6 @@ def plan_from_rules(args: argparse.Namespace) -> RedactionPlan:
 
 
 def run_redact(args: argparse.Namespace) -> int:
-    from privmask.daemon.pipeline import redact
-    from privmask.daemon.progress import progress_bar
-
     try:
         plan = plan_from_rules(args) if args.rules else plan_from_flags(args)
         codec = {"h264": "libx264", "h265": "libx265"}[args.codec]
@@ -174,15 +161,31 @@ def run_redact(args: argparse.Namespace) -> int:
     except (PlanError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     _check_paths(args.input, args.output, args.report)
-    with progress_bar(enabled=not args.quiet and sys.stderr.isatty()) as progress:
-        result = redact(args.input, args.output, plan, encoder, args.models, progress, args.report)
+    redact_clip(args.input, args.output, plan, encoder, args.models, args.report, args.quiet)
+    return EXIT_OK
+
+
+def redact_clip(
+    source: Path,
+    output: Path,
+    plan: RedactionPlan,
+    encoder: EncoderSettings,
+    models_dir: str | None,
+    report: Path | None,
+    quiet: bool,
+) -> None:
+    """Redact with a progress bar on a terminal, then say in one line what was masked."""
+    from privmask.daemon.cli.progress import progress_bar
+    from privmask.daemon.pipeline.offline import redact
+
+    with progress_bar(enabled=not quiet and sys.stderr.isatty()) as progress:
+        result = redact(source, output, plan, encoder, models_dir, progress, report)
     masked = sum(plan.selection.masks(t.track_id) for t in result.tracks)
     print(
-        f"{args.output}: {result.frames} frames, {masked} tracked targets masked, "
+        f"{output}: {result.frames} frames, {masked} tracked targets masked, "
         f"{result.masked_area:.1%} of the picture masked on average",
         file=sys.stderr,
     )
-    return EXIT_OK
 
 
 def _check_paths(source: Path, output: Path, report: Path | None) -> None:
@@ -195,18 +198,3 @@ def _check_paths(source: Path, output: Path, report: Path | None) -> None:
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"{path.parent}: output folder does not exist")
 
-
-def run_demo(args: argparse.Namespace) -> int:
-    from privmask.daemon.cli import build_parser
-    from privmask.daemon.testing import write_scene
-
-    args.dir.mkdir(parents=True, exist_ok=True)
-    source = args.dir / "input.mp4"
-    scene = write_scene(source, seconds=6.0)
-    faces = {target_id for _, target_id, _ in scene.visible("face")}
-    print(f"{source}: {scene.frame_count} frames with {len(faces)} moving faces", file=sys.stderr)
-    argv = ["redact", str(source), str(args.dir / "redacted.mp4"), "--detect", "face,person"]
-    argv += ["--report", str(args.dir / "report.json")]
-    argv += ["--models", args.models] if args.models else []
-    argv += ["--quiet"] if args.quiet else []
-    return run_redact(build_parser().parse_args(argv))

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-from privmask.daemon.pipeline import Progress
+from privmask.daemon.pipeline.offline import Progress
 
 _LABELS = {"detect": "detecting", "mask": "masking  "}
 

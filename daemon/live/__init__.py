@@ -1,0 +1,1 @@
+"""Live masking: one camera loop per stream, and the supervisor that follows the rules."""

@@ -1,0 +1,1 @@
+"""The redaction engine: frame geometry, setup, offline and online tracking, masking."""
