@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
@@ -29,8 +29,6 @@ import av.error
 import numpy as np
 import structlog
 
-from privmask.adapters.detections import Detections
-from privmask.adapters.detectors.base import Detector
 from privmask.adapters.rtsp import (
     OUT_TIME_BASE,
     RtspError,
@@ -41,14 +39,9 @@ from privmask.adapters.rtsp import (
     open_source,
     redact_url,
 )
-from privmask.adapters.video import EncoderSettings, VideoError, VideoInfo, as_yuv420p, planes
-from privmask.daemon.pipeline.offline import (
-    build_renderer,
-    detect_frame,
-    load_detectors,
-    tracker_settings,
-)
-from privmask.daemon.pipeline.online import OnlineTracker
+from privmask.adapters.video import EncoderSettings, VideoError, as_yuv420p
+from privmask.daemon.pipeline.online import CausalMasker
+from privmask.daemon.pipeline.setup import load_detectors
 from privmask.rules.plan import PlanError, RedactionPlan
 
 log = structlog.get_logger("privmask.live")
@@ -105,84 +98,6 @@ class CameraStatus:
     segments: int = 0
     fps: float = 0.0  # frames out per second, over the last couple of seconds
     last_error: str = ""
-
-
-def _info(width: int, height: int, rate: Fraction) -> VideoInfo:
-    return VideoInfo(
-        path=Path("live"),
-        container="rtsp",
-        codec="h264",
-        width=width,
-        height=height,
-        frame_rate=rate,
-        time_base=OUT_TIME_BASE,
-        declared_frames=0,
-        duration_s=0.0,
-        rotation=0,
-    )
-
-
-class CausalMasker:
-    """Frames in, masked frames out `delay` frames later, in order; at most `delay` held.
-
-    Frame i is detected on when it arrives (every `detect_every`-th frame), and masked when
-    frame i + delay arrives, with every sighting up to then.
-    """
-
-    def __init__(
-        self,
-        plan: RedactionPlan,
-        detectors: list[tuple[str, Detector]],
-        width: int,
-        height: int,
-        rate: Fraction,
-        delay_s: float,
-        detect_width: int = 640,
-    ) -> None:
-        self.plan, self.detectors = plan, detectors
-        self.width, self.height = width, height
-        fps = float(rate) or 25.0
-        self.delay = max(plan.detect_every, round(delay_s * fps))
-        scale = min(1.0, detect_width / width)
-        self._detect_info = _info(
-            max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2), rate
-        )
-        self._scale = (width / self._detect_info.width, height / self._detect_info.height)
-        self.tracker = OnlineTracker(tracker_settings(plan, _info(width, height, rate)))
-        self.renderer = build_renderer(plan, _info(width, height, rate))
-        self._buffer: deque[tuple[int, av.VideoFrame]] = deque()
-        self._next = 0
-        self.detections = 0
-        self.max_buffered = 0
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def push(self, frame: av.VideoFrame) -> Iterator[av.VideoFrame]:
-        """Take a yuv420p frame; yield the frame that leaves the buffer, masked, if any."""
-        index = self._next
-        self._next += 1
-        if self.detectors and index % self.plan.detect_every == 0:
-            found = detect_frame(frame, self._detect_info, self.detectors)
-            self.tracker.add(index, found.scaled(*self._scale).clipped(self.width, self.height))
-            self.detections += 1
-        # the oldest frame leaves before the new one is held: never more than `delay` frames
-        while len(self._buffer) >= self.delay:
-            yield self._emit()
-        self._buffer.append((index, frame))
-        self.max_buffered = max(self.max_buffered, len(self._buffer))
-
-    def flush(self) -> Iterator[av.VideoFrame]:
-        """Mask and yield what the buffer holds (the stream ended: no later sightings)."""
-        while self._buffer:
-            yield self._emit()
-
-    def _emit(self) -> av.VideoFrame:
-        index, frame = self._buffer.popleft()
-        boxes: Detections | None = self.tracker.boxes(index)
-        self.renderer.render(planes(frame), boxes)
-        return frame
 
 
 class _Outputs:

@@ -1,4 +1,5 @@
-"""Online tracking for live streams: the offline tracker, run over a sliding window.
+"""Online masking for live streams: the offline tracker over a sliding window, and a
+causal masker that holds each frame in a short delay buffer before masking it.
 
 Offline, `tracker.link` and `tracker.fill` see the whole clip. Live, a frame must be masked
 once it leaves the delay buffer, so this keeps the sightings of a recent window, relinks
@@ -15,10 +16,23 @@ a target missed by the detector for a while would show until it is found again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+
+import av
 
 from privmask.adapters.detections import Detections, TargetClass
+from privmask.adapters.video import planes
+from privmask.daemon.pipeline.geometry import FrameGeometry
+from privmask.daemon.pipeline.setup import (
+    NamedDetector,
+    build_renderer,
+    detect_frame,
+    tracker_settings,
+)
 from privmask.daemon.pipeline.tracker import TrackerSettings, fill, link
+from privmask.rules.plan import RedactionPlan
 
 
 def online_settings(
@@ -62,3 +76,64 @@ class OnlineTracker:
             tracks = link(self.sightings, self.settings)
             self._filled = fill(tracks, self.settings) if tracks else {}
         return self._filled.get(index)
+
+
+class CausalMasker:
+    """Frames in, masked frames out `delay` frames later, in order; at most `delay` held.
+
+    Frame i is detected on when it arrives (every `detect_every`-th frame), and masked when
+    frame i + delay arrives, with every sighting up to then.
+    """
+
+    def __init__(
+        self,
+        plan: RedactionPlan,
+        detectors: list[NamedDetector],
+        width: int,
+        height: int,
+        rate: Fraction,
+        delay_s: float,
+        detect_width: int = 640,
+    ) -> None:
+        self.plan, self.detectors = plan, detectors
+        self.width, self.height = width, height
+        fps = float(rate) or 25.0
+        self.delay = max(plan.detect_every, round(delay_s * fps))
+        geometry = FrameGeometry(width, height)
+        self._detect_geometry = geometry.scaled_to_width(detect_width)
+        self._scale = (width / self._detect_geometry.width, height / self._detect_geometry.height)
+        self.tracker = OnlineTracker(tracker_settings(plan, geometry, rate))
+        self.renderer = build_renderer(plan, geometry)
+        self._buffer: deque[tuple[int, av.VideoFrame]] = deque()
+        self._next = 0
+        self.detections = 0
+        self.max_buffered = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def push(self, frame: av.VideoFrame) -> Iterator[av.VideoFrame]:
+        """Take a yuv420p frame; yield the frame that leaves the buffer, masked, if any."""
+        index = self._next
+        self._next += 1
+        if self.detectors and index % self.plan.detect_every == 0:
+            found = detect_frame(frame, self._detect_geometry, self.detectors)
+            self.tracker.add(index, found.scaled(*self._scale).clipped(self.width, self.height))
+            self.detections += 1
+        # the oldest frame leaves before the new one is held: never more than `delay` frames
+        while len(self._buffer) >= self.delay:
+            yield self._emit()
+        self._buffer.append((index, frame))
+        self.max_buffered = max(self.max_buffered, len(self._buffer))
+
+    def flush(self) -> Iterator[av.VideoFrame]:
+        """Mask and yield what the buffer holds (the stream ended: no later sightings)."""
+        while self._buffer:
+            yield self._emit()
+
+    def _emit(self) -> av.VideoFrame:
+        index, frame = self._buffer.popleft()
+        boxes: Detections | None = self.tracker.boxes(index)
+        self.renderer.render(planes(frame), boxes)
+        return frame

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import Any
 
+from privmask.adapters.detections import TargetClass
+from privmask.adapters.video import VideoInfo
 from privmask.daemon import __version__
+from privmask.daemon.pipeline.tracker import Track, TrackerSettings
 from privmask.rules.plan import RedactionPlan
 
-if TYPE_CHECKING:
-    from privmask.daemon.pipeline.offline import Redaction
+
+@dataclass(frozen=True)
+class Redaction:
+    """What one redaction did: enough for the report and the package manifest."""
+
+    source: VideoInfo
+    output: VideoInfo
+    frames: int
+    tracks: tuple[Track, ...]
+    settings: dict[TargetClass, TrackerSettings]
+    masked_area: float  # mean fraction of the frame area masked
+    models: tuple[tuple[str, str], ...]  # (registry name, sha256)
 
 
 def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
@@ -67,7 +80,7 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
     }
 
 
-def _video(info) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _video(info: VideoInfo) -> dict[str, Any]:
     return {
         "file": info.path.name,
         "container": info.container,

@@ -20,13 +20,12 @@ from privmask.adapters.rtsp import redact_url
 from privmask.daemon.live.camera import (
     CameraState,
     CameraStatus,
-    CausalMasker,
     LiveCamera,
     LiveOutputs,
     LiveSettings,
 )
-from privmask.daemon.pipeline.offline import load_detectors
-from privmask.daemon.pipeline.online import OnlineTracker
+from privmask.daemon.pipeline.online import CausalMasker, OnlineTracker
+from privmask.daemon.pipeline.setup import load_detectors
 from privmask.daemon.pipeline.tracker import TrackerSettings
 from privmask.daemon.testing import FaceSpec, Scene, is_masked
 from privmask.rules.plan import RedactionPlan, TargetPlan

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from privmask.adapters.detections import Detections, TargetClass
-from privmask.daemon.pipeline.offline import redact, unrotate
+from privmask.daemon.pipeline.geometry import FrameGeometry
+from privmask.daemon.pipeline.offline import redact
 from privmask.daemon.testing import FaceSpec, is_masked, render_scene
 from privmask.rules.plan import RedactionPlan, Region, TargetPlan
 
@@ -92,5 +93,5 @@ def test_boxes_found_upright_map_back_to_the_stored_frame() -> None:
         found = Detections.create(
             [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [1.0], TargetClass.FACE
         )
-        back = unrotate(found, turns, width=200, height=100)
+        back = FrameGeometry(200, 100, turns).boxes_to_stored(found)
         assert back.xyxy[0].tolist() == [150, 10, 190, 30], turns

@@ -1,0 +1,93 @@
+"""Setup: a redaction plan and a clip's geometry become detectors, tracker settings and a
+mask renderer. Offline redaction and live masking build their stages here, the same way.
+
+Target names of the plan ("face", "person", "plate") become `TargetClass` once, in
+`classes`; nothing downstream parses them again.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from privmask.adapters import models
+from privmask.adapters.detections import Detections, TargetClass
+from privmask.adapters.detectors import build_detector
+from privmask.adapters.detectors.base import Detector
+from privmask.adapters.video import to_bgr
+from privmask.daemon.pipeline.geometry import FrameGeometry
+from privmask.daemon.pipeline.masking import ClassStyle, MaskRenderer
+from privmask.daemon.pipeline.tracker import TrackerSettings
+from privmask.rules.plan import PlanError, RedactionPlan, TargetPlan
+
+# a loaded detector with its registry name (the name goes into reports and manifests)
+NamedDetector = tuple[str, Detector]
+
+
+def classes(plan: RedactionPlan) -> dict[TargetClass, TargetPlan]:
+    """The plan's targets by class."""
+    return {TargetClass.parse(t.target): t for t in plan.targets}
+
+
+def load_detectors(
+    plan: RedactionPlan, models_dir: str | os.PathLike[str] | None
+) -> list[NamedDetector]:
+    """Resolve and load every model the plan needs, before any work starts."""
+    loaded = []
+    for wanted, target in classes(plan).items():
+        name = target.model or models.DEFAULT_MODEL[wanted]
+        if models.spec_for(name).detects is not wanted:
+            # its boxes would be of another class, and nothing would be masked
+            raise PlanError(f"model {name} does not detect {wanted.label}s")
+        path = models.resolve(name, models_dir)
+        loaded.append((name, build_detector(name, path, target.min_score)))
+    return loaded
+
+
+def tracker_settings(
+    plan: RedactionPlan, geometry: FrameGeometry, frame_rate: Fraction | float
+) -> dict[TargetClass, TrackerSettings]:
+    """Per class of target: how long a track may go unseen, and how far masks reach."""
+    fps = float(frame_rate) or 25.0
+    reach = plan.detect_every + round(plan.fill_seconds * fps)
+    settings = {}
+    for target_class, target in classes(plan).items():
+        hold = plan.hold_seconds if target.hold_seconds is None else target.hold_seconds
+        settings[target_class] = TrackerSettings(
+            max_gap=max(plan.detect_every, round(hold * fps)),
+            lead=reach,
+            tail=reach,
+            frame_size=(geometry.width, geometry.height),
+            max_edge_frames=round(10 * fps),
+        )
+    return settings
+
+
+def build_renderer(plan: RedactionPlan, geometry: FrameGeometry) -> MaskRenderer:
+    """The plan's styles and fixed regions (given as the viewer sees the picture) for frames
+    of this geometry; a region wholly outside the picture is an error, never skipped."""
+    styles = {c: ClassStyle(t.style, t.shape, t.margin) for c, t in classes(plan).items()}
+    regions = []
+    for region in plan.regions:
+        shown = np.array(region.in_pixels(*geometry.display_size))
+        regions.append((geometry.to_stored(shown), region.style))
+    renderer = MaskRenderer(geometry.width, geometry.height, styles, regions, plan.strength)
+    if renderer.regions_outside:
+        names = ", ".join(plan.regions[i].name or str(i + 1) for i in renderer.regions_outside)
+        width, height = geometry.display_size
+        raise PlanError(f"region {names} lies outside the {width}x{height} picture")
+    return renderer
+
+
+def detect_frame(
+    frame: av.VideoFrame, geometry: FrameGeometry, detectors: list[NamedDetector]
+) -> Detections:
+    """Detect in the frame scaled to `geometry` and shown upright; boxes come back in the
+    stored frame of that geometry."""
+    bgr = to_bgr(frame, geometry.width, geometry.height)
+    image = np.ascontiguousarray(np.rot90(bgr, geometry.turns))
+    found = Detections.merge(d.detect(image) for _, d in detectors)
+    return geometry.boxes_to_stored(found).clipped(geometry.width, geometry.height)
