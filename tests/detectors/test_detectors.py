@@ -29,7 +29,8 @@ Image = npt.NDArray[Any]  # a BGR uint8 frame; OpenCV and PyAV return untyped ar
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 MODELS = Path(os.environ.get("PRIVMASK_MODELS") or SHARED / "models")
 MEDIA = SHARED / "media"
-FACE_FILE = Path(__file__).resolve().parents[2] / "daemon" / "assets" / "face_astronaut.png"
+ASSETS = Path(__file__).resolve().parents[2] / "daemon" / "testing" / "assets"
+FACE_FILE = ASSETS / "face_astronaut.png"
 # Cheek to cheek, hairline to chin inside the 103x120 sprite (measured by eye, 5x zoom).
 FACE_IN_SPRITE = np.array([17.5, 21.6, 86.5, 114.0], dtype=np.float32)
 
