@@ -112,23 +112,11 @@ def _file_size(path: Path) -> int:
 
 
 def _from_video_error(path: Path, exc: VideoError) -> ValidationError:
-    """Map probe()'s messages (sentences, not types) to codes."""
+    """probe()'s error as a rejection, by its code: probe()'s codes are rejection codes;
+    "not_a_video", and any code validation does not know, is not a video."""
     message = str(exc).replace(str(path), path.name)
-    lowered = message.lower()
-    table = (
-        ("no such file", "unreadable"),
-        ("is a folder", "unreadable"),
-        ("empty file", "empty"),
-        ("unsupported video codec", "unsupported_codec"),
-        ("no decoder", "unsupported_codec"),
-        ("frame size", "resolution"),
-        ("does not decode", "undecodable_start"),
-        ("no decodable frame", "undecodable_start"),
-        ("decoding failed", "undecodable_start"),
-    )
-    for needle, code in table:
-        if needle in lowered:
-            return _reject(code, message)
+    if exc.code in CODES and exc.code != "not_a_video":
+        return _reject(exc.code, message)
     return _not_a_video(path, message.removeprefix(f"{path.name}: "))
 
 

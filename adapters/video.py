@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast, get_args
 
 import av
 import av.error
@@ -31,8 +31,36 @@ SUPPORTED_CODECS = frozenset(
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
 
 
+# What went wrong, for machines (the message says it for people). Where a code names a
+# requirement that validation checks too, it is the same word as validation's rejection code.
+VideoErrorCode = Literal[
+    "invalid_video",  # the generic case: nothing more specific is known
+    "unreadable",  # missing, or a folder
+    "empty",  # 0 bytes
+    "not_a_video",  # no readable container, or no video stream in it
+    "unsupported_codec",  # no decoder, or a codec outside SUPPORTED_CODECS
+    "resolution",  # a frame size that is implausible or odd
+    "undecodable_start",  # the first frame does not decode
+    "undecodable",  # decoding failed part way through
+    "encode_failed",  # the output could not be opened, encoded or written
+    "output_undecodable",  # verify: the output holds no keyframe, or its end does not decode
+    "output_frames",  # verify: the output has the wrong number of frames
+    "output_duration",  # verify: the output lasts the wrong time
+]
+ERROR_CODES: tuple[VideoErrorCode, ...] = get_args(VideoErrorCode)
+
+
 class VideoError(Exception):
-    """A clip cannot be read or written; the message says why, in words."""
+    """A clip cannot be read or written; the message says why, in words, and `code` (one
+    of ERROR_CODES) says it for machines: classify by the code, never by the message."""
+
+    def __init__(self, message: str, code: VideoErrorCode = "invalid_video") -> None:
+        super().__init__(message)
+        self.code: VideoErrorCode = code
+
+    def __reduce__(self) -> tuple[type[VideoError], tuple[str, VideoErrorCode]]:
+        # the code survives pickling (worker processes, task queues)
+        return type(self), (str(self), self.code)
 
 
 @dataclass(frozen=True)
@@ -95,15 +123,17 @@ class EncoderSettings:
 
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
-        raise VideoError(f"{path}: no such file")
+        raise VideoError(f"{path}: no such file", "unreadable")
     if path.is_dir():
-        raise VideoError(f"{path}: is a folder, not a video file")
+        raise VideoError(f"{path}: is a folder, not a video file", "unreadable")
     if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty file (0 bytes)")
+        raise VideoError(f"{path}: empty file (0 bytes)", "empty")
     try:
         return av.open(str(path), "r")
     except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: not a readable video container ({_reason(exc)})") from None
+        # gone since the check above: as unreadable as if it had never been there
+        code: VideoErrorCode = "unreadable" if isinstance(exc, FileNotFoundError) else "not_a_video"
+        raise VideoError(f"{path}: not a readable video container ({_reason(exc)})", code) from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -114,23 +144,29 @@ def probe(path: Path) -> VideoInfo:
     """Read a clip's headers and its first frame; raise VideoError if it is unusable."""
     with _open(path) as container:
         if not container.streams.video:
-            raise VideoError(f"{path}: contains no video stream")
+            raise VideoError(f"{path}: contains no video stream", "not_a_video")
         stream = container.streams.video[0]
         ctx = stream.codec_context
         if ctx.codec is None or not ctx.codec.name:
-            raise VideoError(f"{path}: no decoder for its video codec")
+            raise VideoError(f"{path}: no decoder for its video codec", "unsupported_codec")
         if ctx.name not in SUPPORTED_CODECS:
             supported = ", ".join(sorted(SUPPORTED_CODECS))
-            raise VideoError(f"{path}: unsupported video codec {ctx.name} (supported: {supported})")
+            raise VideoError(
+                f"{path}: unsupported video codec {ctx.name} (supported: {supported})",
+                "unsupported_codec",
+            )
         width, height = ctx.width, ctx.height
         if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
             raise VideoError(
                 f"{path}: implausible frame size {width}x{height} "
-                f"(supported {MIN_SIDE}..{MAX_SIDE} pixels a side)"
+                f"(supported {MIN_SIDE}..{MAX_SIDE} pixels a side)",
+                "resolution",
             )
         if width % 2 or height % 2:
             # 4:2:0 video, which every ordinary player needs, has no odd sizes
-            raise VideoError(f"{path}: odd frame size {width}x{height} is not supported")
+            raise VideoError(
+                f"{path}: odd frame size {width}x{height} is not supported", "resolution"
+            )
         first = _first_frame(container, stream, path)
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         duration = _duration(container, stream)
@@ -159,8 +195,10 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:  # type: ignor
         for frame in container.decode(stream):
             return frame
     except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: video does not decode ({_reason(exc)})") from None
-    raise VideoError(f"{path}: video stream holds no decodable frame")
+        raise VideoError(
+            f"{path}: video does not decode ({_reason(exc)})", "undecodable_start"
+        ) from None
+    raise VideoError(f"{path}: video stream holds no decodable frame", "undecodable_start")
 
 
 def _aspect(ratio: Fraction | None) -> Fraction | None:
@@ -195,7 +233,7 @@ def _checked_decode(container, streams, path: Path, on_other_packet):  # type: i
             for frame in packet.decode():
                 yield as_yuv420p(frame)
     except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: decoding failed ({_reason(exc)})") from None
+        raise VideoError(f"{path}: decoding failed ({_reason(exc)})", "undecodable") from None
 
 
 def as_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
@@ -258,7 +296,7 @@ class Transcoder:
         try:
             yield
         except (av.error.FFmpegError, ValueError) as exc:
-            raise VideoError(f"{what} ({_reason(exc)})") from None
+            raise VideoError(f"{what} ({_reason(exc)})", "encode_failed") from None
 
     def _add_video_stream(self, settings: EncoderSettings) -> av.video.stream.VideoStream:
         stream = cast(
@@ -395,11 +433,11 @@ def _count_and_check_tail(path: Path) -> tuple[int, float]:
             if packet.is_keyframe:
                 last_key = packet.pts
         if last_key is None or first is None or end is None:
-            raise VideoError(f"{path}: output holds no keyframe")
+            raise VideoError(f"{path}: output holds no keyframe", "output_undecodable")
         container.seek(last_key, stream=stream, backward=True, any_frame=False)
         tail = sum(1 for _ in _checked_decode(container, (stream,), path, lambda p: None))
         if tail == 0:
-            raise VideoError(f"{path}: the end of the output does not decode")
+            raise VideoError(f"{path}: the end of the output does not decode", "output_undecodable")
         return packets, float((end - first) * (stream.time_base or 0))
 
 
@@ -412,13 +450,16 @@ def verify_output(
         info = probe(path)
         frames, duration = _count_and_check_tail(path)
     except VideoError as exc:
-        raise VideoError(str(exc).replace(str(path), name or str(path))) from None
+        raise VideoError(str(exc).replace(str(path), name or str(path)), exc.code) from None
     label = name or str(path)
     if frames != expected_frames:
-        raise VideoError(f"{label}: output has {frames} frames, expected {expected_frames}")
+        raise VideoError(
+            f"{label}: output has {frames} frames, expected {expected_frames}", "output_frames"
+        )
     tolerance = max(0.1, 2 / float(info.frame_rate or 1))
     if expected_duration and not math.isclose(duration, expected_duration, abs_tol=tolerance):
         raise VideoError(
-            f"{label}: output lasts {duration:.2f} s, expected {expected_duration:.2f} s"
+            f"{label}: output lasts {duration:.2f} s, expected {expected_duration:.2f} s",
+            "output_duration",
         )
     return info

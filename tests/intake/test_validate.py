@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +12,9 @@ import av
 import numpy as np
 import pytest
 
+from privmask.adapters import validate as validate_module
 from privmask.adapters.validate import CODES, Limits, ValidationError, validate
+from privmask.adapters.video import ERROR_CODES, VideoError, VideoErrorCode
 
 from conftest import write_clip
 
@@ -228,3 +231,46 @@ def test_validation_error_carries_the_rejection(tmp_path: Path) -> None:
         validate(path)
     assert str(caught.value).startswith("empty: ")
     assert caught.value.rejection.reason == "empty.mkv: empty file (0 bytes)"
+
+
+def test_a_name_that_reads_like_a_reason_does_not_change_the_code(tmp_path: Path) -> None:
+    """An audio-only Matroska file is not a video, whatever its name says: probe()'s error
+    is classified by its code, not by words in its message (the name is in the message)."""
+    path = tmp_path / "no such file, frame size, does not decode.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.int16), "s16", "mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with pytest.raises(ValidationError) as caught:
+        validate(path)
+    assert caught.value.rejection.code == "not_a_video"
+    assert caught.value.rejection.reason == f"{path.name}: contains no video stream"
+
+
+@pytest.mark.parametrize("code", ERROR_CODES)
+def test_probe_error_code_becomes_the_rejection_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: VideoErrorCode
+) -> None:
+    """Whatever probe()'s message says, its code decides; a code that is no rejection code
+    (the generic one, encoding, verifying) counts as not a video, as any unknown failure."""
+    clip = write_clip(tmp_path / "clip.mp4", frames=5)
+
+    def failing_probe(path: Path) -> None:
+        raise VideoError(f"{path}: wording nobody has written yet", code)
+
+    monkeypatch.setattr(validate_module, "probe", failing_probe)
+    with pytest.raises(ValidationError) as caught:
+        validate(clip)
+    expected = code if code in CODES else "not_a_video"
+    assert caught.value.rejection.code == expected
+    assert caught.value.rejection.reason == "clip.mp4: wording nobody has written yet"
+
+
+def test_video_error_code_survives_pickling() -> None:
+    """Worker processes and task queues send exceptions pickled: the code must come along."""
+    error = pickle.loads(pickle.dumps(VideoError("clip.mp4: odd frame size", "resolution")))
+    assert (str(error), error.code) == ("clip.mp4: odd frame size", "resolution")
+    assert pickle.loads(pickle.dumps(VideoError("clip.mp4: changed"))).code == "invalid_video"
