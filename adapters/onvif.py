@@ -14,7 +14,7 @@ either pull in an async stack or cannot be pinned. The SOAP calls go through onv
 client can be swapped without touching callers.
 
 Credentials never leave this module inside a URL: every URI a camera returns goes through
-``strip_credentials`` before it is put in a result, because cameras commonly embed
+``urls.redact`` before it is put in a result, because cameras commonly embed
 ``user:pass@`` or ``?user=..&password=..`` in stream URIs.
 """
 
@@ -26,9 +26,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from lxml import etree
+
+from privmask.adapters import urls
 
 # onvif-python and zeep log every failed call at ERROR; a camera's failure is reported
 # once, as a CameraError, by the caller, so their own records are dropped here.
@@ -57,9 +59,6 @@ xmlns:dn="http://www.onvif.org/ver10/network/wsdl">
 <s:Body><d:Probe><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Probe></s:Body>
 </s:Envelope>"""
 
-# query parameters some cameras (Dahua, older Hikvision) put credentials in
-SECRET_QUERY_KEYS = frozenset({"user", "username", "password", "pass", "passwd", "pwd"})
-
 # a parser that never fetches anything and never expands entities: answers come from
 # the network, possibly from anyone on the segment
 _SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
@@ -82,7 +81,7 @@ class DiscoveredDevice:
     @property
     def address(self) -> str:
         """The device service URL used for every call (the first XAddr), without secrets."""
-        return strip_credentials(self.xaddrs[0]) if self.xaddrs else ""
+        return urls.redact(self.xaddrs[0]) if self.xaddrs else ""
 
     @property
     def host_port(self) -> str:
@@ -129,24 +128,6 @@ class CameraError:
     address: str
     kind: ErrorKind
     message: str
-
-
-def strip_credentials(url: str) -> str:
-    """The URL without ``user:pass@`` and without credential query parameters."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        kept = [
-            (k, v)
-            for k, v in parse_qsl(query, keep_blank_values=True)
-            if k.lower() not in SECRET_QUERY_KEYS
-        ]
-        query = urlencode(kept, safe="/:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def discover(interface: str | None = None, timeout: float = 3.0) -> list[DiscoveredDevice]:
@@ -279,7 +260,7 @@ def _describe(
 
 
 def _clean(uri: Any) -> str | None:
-    return strip_credentials(str(uri)) if uri else None
+    return urls.redact(str(uri)) if uri else None
 
 
 def _profile(raw: Any) -> Profile:

@@ -16,8 +16,10 @@ keyed with ``PBKDF2-HMAC-SHA256(password, salt=b"privmask-manifest", 200_000 ite
 proves integrity against people without the password, not authorship among those with it.
 
 Why the drop is atomic: the outbox is watched by other programs (upload agents, VMS import
-jobs). The package is written under a hidden ``.<name>.<random>.partial`` name, flushed and
-fsynced, and only then appears under ``<name>.zip``; on any failure nothing is left behind.
+jobs). The package is written under a hidden ``.<name>.<random>.partial`` name and
+published through :mod:`privmask.adapters.files` (fsync, a link that never replaces an
+existing package, fsync of the outbox), so it appears whole under ``<name>.zip`` and stays
+there after a power cut; on any failure nothing is left behind.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from typing import Any
 
 import pyzipper
 from pyzipper.zipfile_aes import AESZipInfo
+
+from privmask.adapters import files
 
 VIDEO_STEM = "video"
 MANIFEST_ENTRY = "manifest.json"
@@ -112,40 +116,37 @@ def write_package(contents: PackageContents, outbox: Path, name: str, password: 
         raise PackageError(f"outbox {outbox} is not a folder")
     final = outbox / f"{name}{PACKAGE_SUFFIX}"
     if final.exists() or final.is_symlink():
-        raise PackageError(f"package {final} already exists; refusing to overwrite it")
+        raise _taken(final)
 
     try:
         video = open(contents.video, "rb")  # noqa: SIM115 - closed in the finally below
     except OSError as exc:
         raise PackageError(f"cannot read video {contents.video}: {_reason(exc)}") from exc
 
-    temporary = outbox / f".{name}.{os.urandom(6).hex()}.partial"
-    published = False
+    # no .zip at the end: an upload agent that picks up `*.zip` must not take it half written
+    temporary = files.temporary_name(final).with_suffix("")
     try:
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
         except OSError as exc:
             raise PackageError(f"cannot write package into {outbox}: {_reason(exc)}") from exc
+        ours = os.fstat(fd)
         try:
             with os.fdopen(fd, "wb") as sink:
                 _write_zip(sink, video, suffix, manifest_bytes, signature, password)
-                sink.flush()
-                os.fsync(sink.fileno())
-            _publish(temporary, final)
-            published = True
-            _fsync_folder(outbox)
-        except PackageError:
-            raise
+            files.publish(temporary, final)
+        except FileExistsError as exc:  # the name was taken meanwhile: not ours to touch
+            raise _taken(final) from exc
         except OSError as exc:
+            _remove_if_ours(final, ours)  # published but not known durable: leave nothing
             raise PackageError(f"cannot write package into {outbox}: {_reason(exc)}") from exc
         except (pyzipper.LargeZipFile, ValueError, RuntimeError) as exc:
             raise PackageError(f"cannot write package into {outbox}: {exc}") from exc
-    except BaseException:
-        _remove_quietly(temporary)
-        if published:  # the rename is not known to be durable: report and leave nothing
-            _remove_quietly(final)
-        raise
+        except BaseException:
+            _remove_if_ours(final, ours)
+            raise
     finally:
+        files.remove(temporary)  # gone already once published
         video.close()
     return final
 
@@ -217,49 +218,18 @@ def _entry(name: str, stamp: tuple[int, ...], compression: int) -> Any:
     return info
 
 
-def _publish(temporary: Path, final: Path) -> None:
-    """Give the finished file its final name without ever replacing an existing package.
+def _taken(final: Path) -> PackageError:
+    return PackageError(f"package {final} already exists; refusing to overwrite it")
 
-    A hard link fails atomically when the name is taken (a plain rename would overwrite it);
-    filesystems without hard links fall back to os.replace after one more existence check.
-    """
+
+def _remove_if_ours(final: Path, ours: os.stat_result) -> None:
+    """Remove `final` only if it is the file this call wrote (never another's package)."""
     try:
-        os.link(temporary, final)
-    except FileExistsError as exc:
-        raise PackageError(f"package {final} already exists; refusing to overwrite it") from exc
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-        if final.exists() or final.is_symlink():
-            raise PackageError(f"package {final} already exists; refusing to overwrite it") from exc
-        os.replace(temporary, final)
+        found = os.lstat(final)
+    except OSError:
         return
-    try:
-        os.unlink(temporary)
-    except OSError:
-        _remove_quietly(final)
-        raise
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable; some filesystems cannot fsync a folder, which is fine."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        pass  # nothing better to do; the caller's error says what went wrong
+    if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
+        files.remove(final)
 
 
 def _reason(exc: OSError) -> str:

@@ -8,7 +8,6 @@ because these messages end up in logs.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -17,12 +16,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
-from urllib.parse import urlsplit, urlunsplit
 
 import av
 import av.error
 
-from privmask.adapters.onvif import strip_credentials
+from privmask.adapters import files, urls
 from privmask.adapters.video import EncoderSettings
 
 OUT_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; MP4 keeps it too
@@ -30,17 +28,6 @@ OUT_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; MP4 keeps it too
 
 class RtspError(Exception):
     """A stream cannot be opened, read or written; the message never holds credentials."""
-
-
-def redact_url(url: str) -> str:
-    """The URL without user and password, fit for logs and status pages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    host = parts.netloc.rsplit("@", 1)[-1]
-    plain = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return strip_credentials(plain)  # also user=/password= query parameters
 
 
 def _reason(exc: BaseException) -> str:
@@ -58,7 +45,7 @@ class SourceOptions:
 
 def open_source(url: str, options: SourceOptions = SourceOptions()) -> av.container.InputContainer:
     """Open a camera stream over RTSP/TCP; raise RtspError (credential-free) on failure."""
-    safe = redact_url(url)
+    safe = urls.redact(url)
     socket_us = str(int(options.read_timeout_s * 1_000_000))
     try:
         container = av.open(
@@ -132,7 +119,7 @@ class RtspPublisher:
         settings: EncoderSettings,
         timeout_s: float = 5.0,
     ) -> None:
-        self.safe_url = redact_url(url)
+        self.safe_url = urls.redact(url)
         try:
             self._container = cast(
                 av.container.OutputContainer,
@@ -168,8 +155,9 @@ SegmentHook = Callable[[Path], None]
 class SegmentWriter:
     """Cut the masked stream into MP4 files of about `seconds` each, in `folder`.
 
-    A segment is written under a hidden `.partial` name and renamed (after fsync) only once
-    it is complete, so a reader (the packaging step, a sync job) never sees half a file.
+    A segment is written under a hidden `.partial` name and published through `files` (fsync,
+    rename, fsync of the folder) only once it is complete, so a reader (the packaging step, a
+    sync job) never sees half a file, and a published segment survives a power cut.
     Each segment has its own encoder and so starts with a keyframe and plays on its own.
     `on_segment` is called with every finished file's path, from the camera's thread.
     """
@@ -218,7 +206,9 @@ class SegmentWriter:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         name = f"{self.prefix}-{stamp}-{secrets.token_hex(2)}.mp4"
         self._target = self.folder / name
-        self._staging = self.folder / f".{name}.partial"
+        # no .mp4 at the end (the format is named below): a reader that globs `*.mp4`, like
+        # the packaging step, must not take a segment still being written
+        self._staging = files.temporary_name(self._target).with_suffix("")
         self._container = cast(
             av.container.OutputContainer,
             av.open(str(self._staging), "w", format="mp4", options={"movflags": "+faststart"}),
@@ -237,11 +227,9 @@ class SegmentWriter:
         try:
             encoder.flush()
             container.close()
-            with staging.open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(staging, target)
+            files.publish(staging, target, overwrite=True)
         except (av.error.FFmpegError, ValueError, OSError) as exc:
-            staging.unlink(missing_ok=True)
+            files.remove(staging)
             raise RtspError(f"finishing segment {target.name} failed: {_reason(exc)}") from None
         self.finished = [*self.finished[-9:], target]
         if self.on_segment is not None:
@@ -252,7 +240,7 @@ class SegmentWriter:
             with suppress(av.error.FFmpegError, ValueError, OSError):
                 self._container.close()
         if self._staging is not None:
-            self._staging.unlink(missing_ok=True)
+            files.remove(self._staging)
         self._encoder = self._container = None
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ connection itself.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 # query parameters that hold credentials (compared case-insensitively)
 SECRET_QUERY_KEYS = frozenset(
@@ -39,7 +39,8 @@ def redact(url: str) -> str:
 
 def scrub(text: str, url: str) -> str:
     """`text` with `url` shown redacted, and its password and secret values blanked wherever
-    else they appear (FFmpeg and urllib quote parts of the URL in their messages)."""
+    else they appear, as the URL spells them or decoded (FFmpeg and urllib quote parts of
+    the URL in their messages)."""
     text = text.replace(url, redact(url))
     try:
         parts = urlsplit(url)
@@ -50,7 +51,8 @@ def scrub(text: str, url: str) -> str:
         ]  # fmt: skip
     except ValueError:
         return text
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+    spellings = {form for secret in secrets for form in (secret, unquote(secret))}
+    for secret in sorted(filter(None, spellings), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 

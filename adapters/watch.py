@@ -8,6 +8,9 @@ harmless: intake's stability tracker de-duplicates.
 
 This module decides nothing about whether a file is complete (that is intake's job) and it
 never deletes, moves or opens a candidate.
+
+`watch_folder` is the plainer watch for a folder of settings (the rule files): any change
+there means "read it all again", so it only says that something changed.
 """
 
 from __future__ import annotations
@@ -343,3 +346,43 @@ class FolderWatcher:
             if root not in status:
                 status[root] = OK if _root_identity(root) is not None else UNREACHABLE
         return status
+
+
+# ---------------------------------------------------------------- folders of settings
+
+_CHANGES = ("created", "modified", "deleted", "moved")
+
+
+class _AnyChange(FileSystemEventHandler):
+    """Calls back on every change of an entry (opens and closes are not changes)."""
+
+    def __init__(self, on_change: Callable[[], None]):
+        self._on_change = on_change
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _CHANGES:
+            self._on_change()
+
+
+def watch_folder(folder: Path, on_change: Callable[[], None]) -> Callable[[], None]:
+    """Call `on_change()` whenever an entry of `folder` (not below it) is created, modified,
+    deleted or moved, until the returned function is called.
+
+    `on_change` runs on watchdog's thread, often several times for one save (editors write
+    in bursts), so it should only note the change (e.g. restart a settle timer). Raises
+    OSError when `folder` cannot be watched.
+    """
+    observer = Observer()
+    observer.daemon = True
+    try:
+        observer.schedule(_AnyChange(on_change), str(folder), recursive=False)
+        observer.start()
+    except OSError:
+        observer.stop()
+        raise
+
+    def stop() -> None:
+        observer.stop()
+        observer.join(timeout=5)
+
+    return stop

@@ -7,37 +7,40 @@ will not tell its serial (wrong password, unreachable) is kept under its endpoin
 it does, and is then moved to its serial without losing its history.
 
 The inventory is one JSON file in the state folder (``cameras.json``), rewritten atomically
-under a lock, so the daemon's scheduled re-discovery and a `privmask cameras discover
---state` at the same time cannot lose each other's updates. No credential is ever written
-to it: URIs come stripped from the ONVIF adapter and are stripped again here.
+and durably (``adapters.files``) under a lock, so the daemon's scheduled re-discovery and a
+`privmask cameras discover --state` at the same time cannot lose each other's updates. No
+credential is ever written to it: URIs come stripped from the ONVIF adapter and are
+stripped again here.
 
 Secrets are a YAML or JSON mapping from a camera's address (``host`` or ``host:port``), its
-device service URL, its endpoint UUID or its serial to ``{username, password}``; the key
-``"*"`` is the default. The file must not be readable by others.
+device service or stream URL, its endpoint UUID, its serial or its camera id to
+``{username, password}``; the key ``"*"`` is the default. The file must not be readable by
+others. `Secrets.lookup` is the one place that picks an entry, for discovery
+(`Secrets.for_device`) and for live streams (`live_streams`) alike.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import os
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import yaml
 
-from privmask.adapters import onvif
+from privmask.adapters import files, onvif, urls
 from privmask.adapters.onvif import CameraError, CameraInfo, Credentials, DiscoveredDevice
 from privmask.daemon.secrets import SecretError
+
+if TYPE_CHECKING:
+    from privmask.daemon.config import CamerasSpec
 
 log = structlog.get_logger("privmask.cameras")
 
@@ -83,22 +86,23 @@ class Secrets:
 
     entries: Mapping[str, Credentials]
 
+    def lookup(self, *keys: str | None) -> Credentials | None:
+        """The entry of the first key that has one (keys most specific first), else "*"."""
+        for key in (*keys, "*"):
+            if key and key in self.entries:
+                return self.entries[key]
+        return None
+
     def for_device(self, device: DiscoveredDevice, serial: str | None = None) -> Credentials | None:
         """The most specific entry: serial, endpoint, device URL, host:port, host, "*"."""
-        parts = urlsplit(device.address)
-        keys = [
+        return self.lookup(
             serial,
             device.endpoint,
             device.endpoint.removeprefix("urn:uuid:"),
             device.address,
             device.host_port,
-            parts.hostname,
-            "*",
-        ]
-        for key in keys:
-            if key and key in self.entries:
-                return self.entries[key]
-        return None
+            *urls.host_keys(device.address),
+        )
 
 
 def load_secrets(path: Path) -> Secrets:
@@ -155,21 +159,12 @@ def load_inventory(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def save_inventory(path: Path, cameras: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write atomically (temporary file, fsync, rename): a reader never sees half a file."""
+    """Write atomically and durably: a reader never sees half a file, nor loses a whole one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps(
         {"version": INVENTORY_VERSION, "cameras": dict(sorted(cameras.items()))}, indent=2
     )
-    fd, tmp = tempfile.mkstemp(prefix=".cameras-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(body + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_file(path, (body + "\n").encode("utf-8"), overwrite=True)
 
 
 @contextmanager
@@ -202,7 +197,7 @@ def _record(info: CameraInfo) -> dict[str, Any]:
     record["profiles"] = [asdict(p) for p in info.profiles]
     for key in URI_FIELDS:
         if record.get(key):
-            record[key] = onvif.strip_credentials(record[key])
+            record[key] = urls.redact(record[key])
     return record
 
 
@@ -331,3 +326,24 @@ def log_event(event: CameraEvent) -> None:
         log.warning(event.event, **fields)
     else:
         log.info(event.event, **fields)
+
+
+# ---------------------------------------------------------------- live streams
+
+
+def live_streams(spec: CamerasSpec, state: Path) -> dict[str, str]:
+    """Camera id -> main stream URL, credentials added: static streams, then every
+    online camera of the inventory."""
+    secrets = load_secrets(Path(spec.secrets)) if spec.secrets else Secrets({})
+    found = {s.camera: s.url for s in spec.streams}
+    if spec.discover_seconds:
+        for camera, record in load_inventory(inventory_path(state)).items():
+            if record.get("state") == "online" and record.get("main_stream"):
+                found.setdefault(camera, record["main_stream"])
+    streams = {}
+    for camera, url in found.items():
+        credentials = secrets.lookup(camera, *urls.host_keys(url))
+        if credentials is not None:
+            url = urls.with_credentials(url, credentials.username, credentials.password)
+        streams[camera] = url
+    return streams

@@ -2,19 +2,21 @@
 
 With no file at all it runs on an embedded default: folders under the current directory,
 faces and people masked, and a generated package password kept in the state folder, so
-that `privmask run` works out of the box.
+that `privmask run` works out of the box. Every key has a description: the key table of
+`docs/config.md` is generated from them (`python -m privmask.daemon.docs`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError
 
 from privmask.rules.base import StrictModel
+from privmask.rules.schema import SecretRef
+from privmask.rules.secret import SecretSource
 
 DEFAULT_ROOT = Path("privmask")
 
@@ -29,63 +31,131 @@ rules:
 """
 
 
-class PasswordRef(StrictModel):
-    file: str | None = Field(default=None, description="file holding the package password")
-    env: str | None = Field(default=None, description="environment variable holding it")
-    credential: str | None = Field(default=None, description="systemd credential name")
-
-
 class InboxSpec(StrictModel):
-    path: str
-    camera: str | None = Field(default=None, description="camera id of this folder's clips")
-    poll: bool | None = Field(default=None, description="force polling (true) or inotify (false)")
+    path: str = Field(description="the folder; it must exist when the daemon starts")
+    camera: str | None = Field(
+        default=None, description="camera id of this folder's clips, for rules to match on"
+    )
+    poll: bool | None = Field(
+        default=None,
+        description="force polling (true) or inotify (false); none: polling on network mounts "
+        "(cifs, smb3, nfs, fuse), inotify elsewhere",
+    )
 
 
 class RetrySpec(StrictModel):
-    max_attempts: int = Field(default=3, ge=1, le=20)
-    backoff_seconds: float = Field(default=30.0, ge=0, le=3600)
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="tries of a failing job before it is quarantined"
+    )
+    backoff_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="wait before the first retry; it doubles with each try, up to an hour",
+    )
 
 
 class LimitsSpec(StrictModel):
-    max_gigabytes: float = Field(default=64, gt=0)
-    max_hours: float = Field(default=24, gt=0)
-    max_width: int = Field(default=7680, ge=16)
-    max_height: int = Field(default=4320, ge=16)
+    max_gigabytes: float = Field(default=64, gt=0, description="largest clip taken in, GiB")
+    max_hours: float = Field(default=24, gt=0, description="longest clip taken in, hours")
+    max_width: int = Field(default=7680, ge=16, description="widest picture taken in, pixels")
+    max_height: int = Field(default=4320, ge=16, description="tallest picture taken in, pixels")
 
 
 class StreamSpec(StrictModel):
-    camera: str = Field(min_length=1, description="the id rules match on")
-    url: str = Field(description="its main RTSP stream, without credentials (see secrets)")
+    camera: str = Field(min_length=1, description="the camera id rules match on")
+    url: str = Field(
+        description="its main RTSP stream, without credentials (they come from `secrets`)"
+    )
 
 
 class CamerasSpec(StrictModel):
     discover_seconds: float = Field(
         default=0, ge=0, description="re-discover ONVIF cameras this often; 0: never"
     )
-    interface: str | None = Field(default=None, description="IPv4 address to probe from")
-    timeout: float = Field(default=3.0, gt=0, le=60)
-    secrets: str | None = Field(default=None, description="camera credentials file (mode 600)")
+    interface: str | None = Field(
+        default=None,
+        description="IPv4 address of the interface to probe from; none: the routing table's "
+        "choice",
+    )
+    timeout: float = Field(
+        default=3.0, gt=0, le=60, description="seconds to wait for discovery answers"
+    )
+    secrets: str | None = Field(
+        default=None,
+        description="camera credentials file (mode 600); keys: camera id, `host:port`, host, "
+        'serial, endpoint or `"*"`',
+    )
     streams: list[StreamSpec] = Field(
         default_factory=list, description="cameras known by URL, without discovery"
     )
 
 
 class ConfigFile(StrictModel):
-    inboxes: list[str | InboxSpec] = Field(default_factory=list)
-    outbox: str | None = None
-    quarantine: str | None = None
-    state: str | None = None
-    rules: str | None = Field(default=None, description="rules folder; none: the built-in rule")
-    password: PasswordRef | None = None
-    models: str | None = None
-    workers: int = Field(default=1, ge=1, le=64)
-    quiet_seconds: float = Field(default=5.0, ge=0, description="unchanged this long = complete")
-    network_quiet_seconds: float = Field(default=30.0, ge=0)
-    scan_seconds: float = Field(default=30.0, gt=0, description="full reconciliation scan period")
-    done_marker: bool = Field(default=False, description="wait for FILE.done before taking FILE")
-    retry: RetrySpec = Field(default_factory=RetrySpec)
-    limits: LimitsSpec = Field(default_factory=LimitsSpec)
-    cameras: CamerasSpec = Field(default_factory=CamerasSpec)
+    inboxes: list[str | InboxSpec] = Field(
+        default_factory=list,
+        description="folders clips are dropped into: paths, or mappings with `path`, `camera`, "
+        "`poll`; empty: `privmask/inbox` (flag `--inbox`)",
+    )
+    outbox: str | None = Field(
+        default=None,
+        description="folder or mounted share packages are dropped into; it must exist when "
+        "the daemon starts; none: `privmask/outbox` (flag `--outbox`)",
+    )
+    quarantine: str | None = Field(
+        default=None,
+        description="where rejected clips are copied, each with `reason.json`; none: "
+        "`privmask/quarantine` (flag `--quarantine`)",
+    )
+    state: str | None = Field(
+        default=None,
+        description="the journal, work files, rule-set snapshots, camera inventory and any "
+        "generated password; none: `privmask/state` (flag `--state`)",
+    )
+    rules: str | None = Field(
+        default=None,
+        description="rules folder; none: the built-in rule, faces and people masked "
+        "(flag `--rules`)",
+    )
+    password: SecretRef | None = Field(
+        default=None,
+        description="where the package password is found: exactly one of `file`, `env`, "
+        "`credential`; none: a random one generated once into `state/package-password` "
+        "(flag `--password-file`)",
+    )
+    models: str | None = Field(
+        default=None,
+        description="model folder, searched before `$PRIVMASK_MODELS` and the user's model store",
+    )
+    workers: int = Field(
+        default=1, ge=1, le=64, description="worker processes redacting clips (flag `--workers`)"
+    )
+    quiet_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="a file is complete once its size, mtime and inode are unchanged this long",
+    )
+    network_quiet_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="the same quiet window for inboxes on a network mount or polled",
+    )
+    scan_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="period of the full reconciliation scan, which also finds clips that "
+        "arrived while the daemon was down",
+    )
+    done_marker: bool = Field(
+        default=False, description="take `FILE` only once `FILE.done` exists"
+    )
+    retry: RetrySpec = Field(default_factory=RetrySpec, description="retries of failed jobs")
+    limits: LimitsSpec = Field(
+        default_factory=LimitsSpec, description="a clip beyond any limit is quarantined"
+    )
+    cameras: CamerasSpec = Field(
+        default_factory=CamerasSpec, description="ONVIF discovery and live streams"
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +174,7 @@ class Config:
     quarantine: Path
     state: Path
     rules: Path | None
-    password: tuple[Literal["file", "env", "credential"], str] | None
+    password: SecretSource | None
     models: str | None
     workers: int
     quiet_seconds: float
@@ -153,21 +223,17 @@ def load_config(
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{path}: {where}: {message}") from None
     specs = [InboxSpec(path=s) if isinstance(s, str) else s for s in raw.inboxes]
     boxes = tuple(Inbox(Path(s.path).absolute(), s.camera, s.poll) for s in specs)
     if inboxes:
         boxes = tuple(Inbox(p.absolute(), None, None) for p in inboxes)
     if not boxes:
         boxes = (Inbox((DEFAULT_ROOT / "inbox").absolute(), None, None),)
-    password = None
-    if raw.password is not None:
-        given = [(k, v) for k, v in raw.password.model_dump().items() if v]
-        if len(given) != 1:
-            raise ConfigError("password: give exactly one of file, env or credential")
-        password = given[0]
+    password = raw.password.to_source() if raw.password is not None else None
     if password_file is not None:
-        password = ("file", str(password_file))
+        password = SecretSource("file", str(password_file))
     if workers is not None and not 1 <= workers <= 64:
         raise ConfigError(f"--workers must be 1..64, got {workers}")
     config = Config(
@@ -176,7 +242,7 @@ def load_config(
         quarantine=(quarantine or Path(raw.quarantine or DEFAULT_ROOT / "quarantine")).absolute(),
         state=(state or Path(raw.state or DEFAULT_ROOT / "state")).absolute(),
         rules=rules or (Path(raw.rules) if raw.rules else None),
-        password=password,  # type: ignore[arg-type]
+        password=password,
         models=raw.models,
         workers=workers or raw.workers,
         quiet_seconds=raw.quiet_seconds,

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, NamedTuple
+
+from privmask.daemon.retry import RetryPolicy
 
 SCHEMA_VERSION = 1
-MAX_DELAY_SECONDS = 3600.0
 
 
 class JobState(StrEnum):
@@ -78,41 +79,20 @@ class Job:
     """For a DUPLICATE record: the id of the job that holds the same content."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often a job is tried, and how long to wait between tries. Pure decisions."""
+class FileIdentity(NamedTuple):
+    """A file as intake saw it: the same path, size, mtime and inode is the same file."""
 
-    max_attempts: int = 3
-    backoff_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
-        if self.backoff_seconds < 0:
-            raise ValueError(f"backoff_seconds must not be negative, not {self.backoff_seconds}")
-
-    def next_step(self, attempts: int, permanent: bool) -> Literal["retry", "quarantine"]:
-        """After `attempts` tries (the failed one included), try again or give up."""
-        if permanent or attempts >= self.max_attempts:
-            return "quarantine"
-        return "retry"
-
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait before try `attempts + 1`: doubling from the backoff, at most 1 h."""
-        exponent = max(attempts, 1) - 1
-        if exponent >= 32:  # 2**32 times any backoff is past the cap; avoids huge floats
-            return min(MAX_DELAY_SECONDS, self.backoff_seconds * 2.0**32)
-        return min(MAX_DELAY_SECONDS, self.backoff_seconds * 2.0**exponent)
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
 
 
 @dataclass(frozen=True)
 class _File:
     """What intake knows of a file: its identity on disk, its content and where it came from."""
 
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
+    identity: FileIdentity
     sha256: str
     folder: str
     camera: str | None
@@ -276,21 +256,18 @@ class Journal:
 
     # -- intake side ----------------------------------------------------------------------
 
-    def seen(self, path: str, size: int, mtime_ns: int, inode: int) -> bool:
+    def seen(self, identity: FileIdentity) -> bool:
         """Whether this exact file (path, size, mtime, inode) is journaled already."""
         with self._lock:
             row = self._db.execute(
                 "SELECT 1 FROM files WHERE path = ? AND size = ? AND mtime_ns = ? AND inode = ?",
-                (path, size, mtime_ns, inode),
+                tuple(identity),
             ).fetchone()
         return row is not None
 
     def enqueue(
         self,
-        path: str,
-        size: int,
-        mtime_ns: int,
-        inode: int,
+        identity: FileIdentity,
         sha256: str,
         folder: str,
         camera: str | None = None,
@@ -301,15 +278,12 @@ class Journal:
         of that job and never queued. A file announced again with the same identity returns
         the job it got the first time, with False.
         """
-        file = _File(path, size, mtime_ns, inode, sha256, folder, camera)
-        return self._record(file, JobState.QUEUED, None, f"enqueued {path}")
+        file = _File(identity, sha256, folder, camera)
+        return self._record(file, JobState.QUEUED, None, f"enqueued {identity.path}")
 
     def quarantine_file(
         self,
-        path: str,
-        size: int,
-        mtime_ns: int,
-        inode: int,
+        identity: FileIdentity,
         sha256: str,
         folder: str,
         reason: str,
@@ -320,7 +294,7 @@ class Journal:
         Content some job holds already is recorded as a DUPLICATE of that job instead (the
         existing job decides its fate), and a file recorded before returns its job as is.
         """
-        file = _File(path, size, mtime_ns, inode, sha256, folder, camera)
+        file = _File(identity, sha256, folder, camera)
         return self._record(file, JobState.QUARANTINED, reason, reason)[0]
 
     def recover(
@@ -504,7 +478,7 @@ class Journal:
             row = db.execute(
                 "SELECT job_id FROM files WHERE path = ? AND size = ? AND mtime_ns = ? "
                 "AND inode = ?",
-                (file.path, file.size, file.mtime_ns, file.inode),
+                tuple(file.identity),
             ).fetchone()
             if row is not None:
                 return self._get(db, row[0]), False
@@ -518,9 +492,9 @@ class Journal:
                 "INSERT INTO jobs (path, sha256, size, state, camera, folder, error, "
                 "duplicate_of, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    file.path,
+                    file.identity.path,
                     file.sha256,
-                    file.size,
+                    file.identity.size,
                     state.value,
                     file.camera,
                     file.folder,
@@ -535,10 +509,7 @@ class Journal:
                 "INSERT INTO files (path, size, mtime_ns, inode, sha256, folder, job_id, "
                 "recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    file.path,
-                    file.size,
-                    file.mtime_ns,
-                    file.inode,
+                    *file.identity,
                     file.sha256,
                     file.folder,
                     job_id,

@@ -3,21 +3,21 @@
 A job takes `rulebook.current` once and keeps that `RuleSet` to the end, so it never sees a
 half-loaded set; a reload builds a new set and swaps the reference. A change that makes the
 folder invalid is logged with file, line and column, and the last good set stays in force.
+The folder is watched through `adapters.watch`; snapshots for worker processes are published
+atomically and durably through `adapters.files`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
+from privmask.adapters import files
+from privmask.adapters.watch import watch_folder
 from privmask.rules.files import Problem, RuleFileError
 from privmask.rules.ruleset import RuleSet
 
@@ -41,7 +41,7 @@ class RuleBook:
             publish(self._current, snapshots)
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._stop_watching: Callable[[], None] | None = None
         log.info("rules_loaded", rule_set=self._current.digest, rules=len(self._current.rules))
 
     @property
@@ -76,11 +76,7 @@ class RuleBook:
 
     def start(self) -> RuleBook:
         """Watch the folder (inotify where the platform has it) until `stop`."""
-        observer = Observer()
-        observer.schedule(_Changed(self._changed), str(self.folder), recursive=False)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
+        self._stop_watching = watch_folder(self.folder, self._changed)
         return self
 
     def _changed(self) -> None:
@@ -95,10 +91,9 @@ class RuleBook:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
+        if self._stop_watching is not None:
+            self._stop_watching()
+            self._stop_watching = None
 
     def __enter__(self) -> RuleBook:
         return self.start()
@@ -115,22 +110,24 @@ class RuleBook:
 def publish(ruleset: RuleSet, snapshots: Path) -> None:
     """Write the set's files to `snapshots/<digest>/` and point `snapshots/current` at it.
 
-    Snapshots never change once written, and the pointer is replaced atomically, so a
-    process that reads the pointer and then the folder always loads one whole set.
+    Snapshots never change once written, and both the folder and the pointer are published
+    atomically and durably, so a process that reads the pointer and then the folder always
+    loads one whole set, also after a power cut.
     """
     snapshots.mkdir(parents=True, exist_ok=True)
     folder = snapshots / ruleset.digest
     if not folder.is_dir():
-        scratch = Path(tempfile.mkdtemp(prefix=".new-", dir=snapshots))
-        for name, text in ruleset.sources:
-            (scratch / name).write_text(text, encoding="utf-8")
-        try:
-            os.replace(scratch, folder)
-        except OSError:  # another process published the same set first
-            shutil.rmtree(scratch, ignore_errors=True)
-    pointer = snapshots / f".current-{os.getpid()}"
-    pointer.write_text(ruleset.digest)
-    os.replace(pointer, snapshots / "current")
+        with files.staging(folder) as scratch:
+            scratch.mkdir(mode=0o700)
+            for name, text in ruleset.sources:
+                (scratch / name).write_text(text, encoding="utf-8")
+            try:
+                files.publish(scratch, folder)
+            except OSError:  # another process may have published the same set first
+                if not folder.is_dir():
+                    raise
+    # 0o666 less the umask, as a plain write would make it: workers only need to read it
+    files.write_file(snapshots / "current", ruleset.digest.encode("ascii"), mode=0o666)
 
 
 def current_snapshot(snapshots: Path) -> RuleSet:
@@ -140,12 +137,3 @@ def current_snapshot(snapshots: Path) -> RuleSet:
     if ruleset.digest != digest:
         raise RuleFileError([Problem(str(snapshots / digest), 1, 1, "snapshot was altered")])
     return ruleset
-
-
-class _Changed(FileSystemEventHandler):
-    def __init__(self, callback) -> None:  # type: ignore[no-untyped-def]
-        self._callback = callback
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("created", "modified", "deleted", "moved"):
-            self._callback()

@@ -10,52 +10,22 @@ credential (``LoadCredential=``/``SetCredential=``) is the most careful, because
 hands it only to this service under ``$CREDENTIALS_DIRECTORY``, which nobody else can read.
 
 Every message names the source (path, variable, credential), never the secret itself.
+`SecretSource` and `SecretError` live in the rules layer (`privmask.rules.secret`), which
+rule files and the config both compile to; they are re-exported here with the reader.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-SecretKind = Literal["file", "env", "credential"]
+from privmask.rules.secret import SecretError, SecretKind, SecretSource
+
+__all__ = ["MAX_SECRET_BYTES", "SecretError", "SecretKind", "SecretSource", "read_secret"]
 
 #: A password file larger than this is a mistake (a video, a key ring), not a password.
 MAX_SECRET_BYTES = 64 * 1024
-
-
-class SecretError(Exception):
-    """The secret could not be read; the message says from where, never what it is."""
-
-
-@dataclass(frozen=True)
-class SecretSource:
-    """One place a secret is read from; ``reference`` is a path, variable or credential name."""
-
-    kind: SecretKind
-    reference: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("file", "env", "credential"):
-            raise SecretError(
-                f"unknown secret source kind {self.kind!r} (use file, env or credential)"
-            )
-        if not self.reference:
-            raise SecretError(f"{self.kind} secret source needs a reference")
-        if self.kind == "credential" and ("/" in self.reference or self.reference in {".", ".."}):
-            raise SecretError(f"systemd credential name {self.reference!r} must be a plain name")
-        if self.kind == "env" and "=" in self.reference:
-            raise SecretError(f"environment variable name {self.reference!r} contains '='")
-
-    def describe(self) -> str:
-        """Where the secret comes from, for messages and logs (never the secret)."""
-        if self.kind == "file":
-            return f"file {self.reference}"
-        if self.kind == "env":
-            return f"environment variable {self.reference}"
-        return f"systemd credential {self.reference}"
 
 
 def read_secret(source: SecretSource) -> bytes:

@@ -1,35 +1,33 @@
-"""`privmask run`: the watch-folder service.
+"""`privmask run`: the supervisor loop of the watch-folder service.
 
-The main process owns intake and the journal's intake side: it watches the inboxes, waits
-until each file is complete, validates it, hashes it and queues it (or quarantines it).
-Worker processes claim queued jobs and redact them (`worker.py`). Signals only set a flag;
+The main process runs intake (`intake.py`: watch, wait until complete, hash, validate, queue
+or quarantine), starts and replaces worker processes that redact the queued jobs
+(`worker.py`), and runs camera discovery and live masking (`live/`). Signals only set a flag;
 the loop waits with a timeout and acts, and shutdown gives running jobs a deadline, after
 which they are interrupted and put back in the queue, never left half-written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-import re
 import secrets
 import shutil
 import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import structlog
 
-from privmask.adapters.models import sha256_of
-from privmask.adapters.validate import Limits, ValidationError, validate
-from privmask.adapters.watch import FolderWatcher, needs_polling
+from privmask.adapters import files
 from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigError
-from privmask.daemon.intake import StabilityTracker, done_marker_ready, is_temporary
-from privmask.daemon.journal import JobState, Journal, RetryPolicy
-from privmask.daemon.live.supervisor import LiveSupervisor, with_credentials
+from privmask.daemon.intake import Intake
+from privmask.daemon.journal import JobState, Journal
+from privmask.daemon.live.supervisor import LiveSupervisor
 from privmask.daemon.quarantine import quarantine
+from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret
 from privmask.daemon.worker import claim_name, worker_main
@@ -47,8 +45,6 @@ class Service:
         self.config = config
         self._stop = threading.Event()
         self._signals = 0
-        self._candidates: list[Path] = []
-        self._lock = threading.Lock()
         self._workers: list = []  # type: ignore[type-arg]
 
     # signals only record; the loop acts
@@ -81,23 +77,14 @@ class Service:
         workers += [
             self._start_worker(context, password, i, stop_workers) for i in range(config.workers)
         ]
-        quiet = max(
-            config.network_quiet_seconds if needs_polling(i.path, i.poll) else config.quiet_seconds
-            for i in config.inboxes
-        )
-        tracker = StabilityTracker(quiet)
-        watchers = [
-            FolderWatcher([inbox.path], self._announce, poll=inbox.poll) for inbox in config.inboxes
-        ]
-        cameras = {inbox.path: inbox.camera for inbox in config.inboxes}
-        for watcher in watchers:
-            watcher.start()
+        intake = Intake(config, journal, self._quarantine)
+        intake.start()
         log.info(
             "started",
             inboxes=[str(i.path) for i in config.inboxes],
             outbox=str(config.outbox),
             workers=config.workers,
-            quiet_seconds=quiet,
+            quiet_seconds=intake.quiet_seconds,
         )
         self._live = LiveSupervisor(config, password)
         camera_thread = None
@@ -110,19 +97,8 @@ class Service:
                 now = time.monotonic()
                 if now >= next_scan:
                     next_scan = now + config.scan_seconds
-                    for watcher in watchers:
-                        self._reconcile(watcher, journal)
-                with self._lock:
-                    announced, self._candidates = self._candidates, []
-                for path in announced:
-                    tracker.observe(path)
-                for path in tracker.ready():
-                    if config.done_marker and not done_marker_ready(path):
-                        continue
-                    try:
-                        self._take(path, journal, cameras, tracker)
-                    except Exception as exc:  # one bad file must not stop the service
-                        log.error("intake_failed", source=str(path), error=str(exc))
+                    intake.reconcile()
+                intake.tick()
                 for index, process in enumerate(workers):
                     if not process.is_alive() and not self._stop.is_set():
                         log.error("worker_died", worker=index, exit_code=process.exitcode)
@@ -131,8 +107,7 @@ class Service:
                         workers[index] = self._start_worker(context, password, index, stop_workers)
                 self._stop.wait(0.2)
         finally:
-            for watcher in watchers:
-                watcher.stop()
+            intake.stop()
             if rulebook is not None:
                 rulebook.stop()
             if camera_thread is not None:
@@ -150,7 +125,7 @@ class Service:
         the cameras and the rules in force every LIVE_CHECK_SECONDS (rules reload, time
         windows open and close). A failing round is logged and retried; it never stops
         intake."""
-        from privmask.daemon.cameras import inventory_path, rediscover
+        from privmask.daemon.cameras import inventory_path, live_streams, rediscover
 
         spec = self.config.cameras
         secrets_file = Path(spec.secrets) if spec.secrets else None
@@ -165,49 +140,10 @@ class Service:
                         spec.timeout,
                         secrets_file,
                     )
-                self._live.update(self._live_streams())
+                self._live.update(live_streams(spec, self.config.state))
             except Exception as exc:  # the network, a camera, a secrets file
                 log.error("camera_round_failed", error=str(exc))
             self._stop.wait(min(LIVE_CHECK_SECONDS, spec.discover_seconds or LIVE_CHECK_SECONDS))
-
-    def _live_streams(self) -> dict[str, str]:
-        """Camera id -> main stream URL, credentials added: static streams, then every
-        online camera of the inventory."""
-        from privmask.daemon.cameras import inventory_path, load_inventory, load_secrets
-
-        spec = self.config.cameras
-        secrets = load_secrets(Path(spec.secrets)).entries if spec.secrets else {}
-        found = {s.camera: s.url for s in spec.streams}
-        if spec.discover_seconds:
-            for camera, record in load_inventory(inventory_path(self.config.state)).items():
-                if record.get("state") == "online" and record.get("main_stream"):
-                    found.setdefault(camera, record["main_stream"])
-        streams = {}
-        for camera, url in found.items():
-            parts = urlsplit(url)
-            keys = (camera, parts.netloc.rpartition("@")[2], parts.hostname or "", "*")
-            credentials = next((secrets[k] for k in keys if k in secrets), None)
-            if credentials is not None:
-                url = with_credentials(url, credentials.username, credentials.password)
-            streams[camera] = url
-        return streams
-
-    def _announce(self, path: Path) -> None:
-        with self._lock:
-            self._candidates.append(path)
-
-    def _reconcile(self, watcher: FolderWatcher, journal: Journal) -> None:
-        """The full scan: catches what events missed and what arrived while we were down."""
-        for root, status in watcher.root_status().items():
-            if status != "ok":
-                log.warning("inbox_paused", inbox=str(root), status=status)
-        for path in watcher.scan():
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            if not journal.seen(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino):
-                self._announce(path)
 
     def _put_back(
         self,
@@ -237,76 +173,16 @@ class Service:
         except OSError as exc:  # recorded in the journal; the copy is retried at next start
             log.error("quarantine_copy_failed", job=job_id, error=str(exc))
 
-    def _take(
-        self,
-        path: Path,
-        journal: Journal,
-        cameras: dict[Path, str | None],
-        tracker: StabilityTracker,
-    ) -> None:
-        """A complete file: validate, hash and queue it, or quarantine it."""
-        if is_temporary(path.name) or (self.config.done_marker and path.suffix == ".done"):
-            return  # markers say another file is ready; they are not clips
-        try:
-            stat = path.stat()
-        except OSError:
-            return  # gone again
-        identity = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-        if journal.seen(*identity):
-            return
-        inbox = next((root for root in cameras if root in path.parents), path.parent)
-        try:
-            digest = sha256_of(path)
-            after = path.stat()
-        except OSError as exc:  # unreadable or gone: looked at again on the next scan
-            log.warning("clip_unreadable", source=str(path), error=exc.strerror)
-            return
-        if (after.st_size, after.st_mtime_ns, after.st_ino) != identity[1:]:
-            tracker.observe(path)  # it changed while we read it: not complete after all
-            return
-        limits = self.config.limits
-        try:
-            validate(
-                path,
-                Limits(
-                    max_bytes=int(limits.max_gigabytes * (1 << 30)),
-                    max_seconds=limits.max_hours * 3600,
-                    max_width=limits.max_width,
-                    max_height=limits.max_height,
-                ),
-            )
-        except ValidationError as exc:
-            rejection = exc.rejection
-            job = journal.quarantine_file(*identity, digest, str(path.parent), rejection.reason)
-            self._quarantine(str(path), job.id, rejection.code, rejection.reason)
-            log.warning("clip_rejected", job=job.id, code=rejection.code, reason=rejection.reason)
-            return
-        job, created = journal.enqueue(*identity, digest, str(path.parent), cameras.get(inbox))
-        if created:
-            log.info("clip_queued", job=job.id, source=str(path), bytes=stat.st_size)
-        else:
-            log.info("clip_duplicate", source=str(path), sha256=digest[:16])
-
     def _password(self) -> bytes:
         config = self.config
         if config.password is not None:
-            return read_secret(SecretSource(*config.password))
+            return read_secret(config.password)
         generated = config.state / "package-password"
         if not generated.exists():
             # written whole and durable before it is used: packages depend on it
-            scratch = config.state / f".package-password.{os.getpid()}"
-            fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(24) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(scratch, generated)  # never replaces one that appeared meanwhile
-            except FileExistsError:
-                pass
-            finally:
-                scratch.unlink(missing_ok=True)
-            _fsync_folder(config.state)
+            secret = (secrets.token_urlsafe(24) + "\n").encode()
+            with contextlib.suppress(FileExistsError):  # another start made it first
+                files.write_file(generated, secret, mode=0o600, overwrite=False)
             log.warning("password_generated", file=str(generated))
         return read_secret(SecretSource("file", str(generated)))
 
@@ -347,10 +223,6 @@ def _join(workers, seconds: float) -> None:  # type: ignore[no-untyped-def]
             process.join()
 
 
-# what privmask's own temporary files look like: `.<name>.<hex>.partial[.suffix]`
-OWN_PARTIAL = re.compile(r"\..+\.[0-9a-f]{8,}\.partial(\.\w+)?")
-
-
 def _prepare_folders(config: Config) -> None:
     """Create what privmask owns; a configured outbox or inbox must exist already, since
     creating it would hide a share that is not mounted behind a local folder."""
@@ -369,15 +241,10 @@ def _sweep_partials(config: Config) -> None:
     shutil.rmtree(config.work, ignore_errors=True)  # no job is running yet
     config.work.mkdir(parents=True, exist_ok=True)
     for stale in config.outbox.iterdir():
-        if stale.is_file() and OWN_PARTIAL.fullmatch(stale.name):
+        if stale.is_file() and files.OWN_PARTIAL.fullmatch(stale.name):
             stale.unlink(missing_ok=True)
-    for stale in (config.state / "rulesets").glob(".new-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    rulesets = config.state / "rulesets"
+    for stale in rulesets.iterdir() if rulesets.is_dir() else ():
+        if files.OWN_PARTIAL.fullmatch(stale.name):
+            files.remove(stale)
 
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

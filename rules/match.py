@@ -1,4 +1,7 @@
-"""Which jobs a rule applies to: cameras, folders, file names, times of day and dates."""
+"""Which jobs a rule applies to: cameras, folders, file names, times of day and dates.
+
+A job is seen here only as its `Facts` (not the journal's `Job`, which is a queued file).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ class Weekday(StrEnum):
 
 
 @dataclass(frozen=True)
-class Job:
+class Facts:
     """The facts about a clip or stream that rules match against; unknown facts are None."""
 
     camera: str | None = None  # ONVIF serial or configured name
@@ -38,10 +41,14 @@ class TimeWindow(StrictModel):
     one whose start and end are equal covers the whole day."""
 
     days: list[Weekday] = Field(
-        default_factory=lambda: list(Weekday), description="weekdays (default: every day)"
+        default_factory=lambda: list(Weekday), description="weekdays; default: every day"
     )
-    start: time = Field(alias="from", description="start time of day, HH:MM")
-    end: time = Field(alias="to", description="end time of day, HH:MM (exclusive)")
+    start: time = Field(alias="from", description="start, included")
+    end: time = Field(
+        alias="to",
+        description="end, excluded; before `from`, the window spans midnight (the "
+        "early hours count for the evening's day); equal to `from`, it is the whole day",
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> TimeWindow:
@@ -64,8 +71,10 @@ class TimeWindow(StrictModel):
 class DateWindow(StrictModel):
     """Calendar dates, both ends included; either end may be left open."""
 
-    start: date | None = Field(default=None, alias="from", description="first day, YYYY-MM-DD")
-    end: date | None = Field(default=None, alias="to", description="last day, YYYY-MM-DD")
+    start: date | None = Field(
+        default=None, alias="from", description="first day, included; none: open"
+    )
+    end: date | None = Field(default=None, alias="to", description="last day, included; none: open")
 
     @model_validator(mode="after")
     def _ordered(self) -> DateWindow:
@@ -86,11 +95,24 @@ class Match(StrictModel):
     A rule without `match` applies to every job, as the least specific rule.
     """
 
-    cameras: list[str] = Field(default_factory=list, description="camera ids or names")
-    folders: list[str] = Field(default_factory=list, description="source folders (and below)")
-    files: list[str] = Field(default_factory=list, description="file-name globs, e.g. '*.mp4'")
-    times: list[TimeWindow] = Field(default_factory=list, description="times of day")
-    dates: list[DateWindow] = Field(default_factory=list, description="date ranges")
+    cameras: list[str] = Field(
+        default_factory=list,
+        description="camera ids (ONVIF serial) or configured names; case-insensitive",
+    )
+    folders: list[str] = Field(
+        default_factory=list,
+        description="folders the clip may arrive in, subfolders included",
+    )
+    files: list[str] = Field(
+        default_factory=list,
+        description="""globs on the clip's file name, e.g. `"*.mp4"`, `"CAM01_*"`""",
+    )
+    times: list[TimeWindow] = Field(
+        default_factory=list, description="times of day on some weekdays (recording time)"
+    )
+    dates: list[DateWindow] = Field(
+        default_factory=list, description="calendar date ranges (recording time)"
+    )
 
     @property
     def specificity(self) -> int:
@@ -99,7 +121,7 @@ class Match(StrictModel):
             bool(c) for c in (self.cameras, self.folders, self.files, self.times, self.dates)
         )
 
-    def check(self, job: Job) -> list[str]:
+    def check(self, job: Facts) -> list[str]:
         """Why the job does not match (empty: it matches)."""
         misses = []
         if self.cameras and (job.camera or "").casefold() not in {

@@ -15,14 +15,15 @@ from datetime import date
 from pathlib import Path
 
 from privmask.rules.files import Located, Problem, RuleFileError, load_rule_file
-from privmask.rules.match import Job
+from privmask.rules.match import Facts
 from privmask.rules.plan import (
     PlanError,
     RedactionPlan,
     TargetPlan,
     TrackSelection,
 )
-from privmask.rules.schema import Rule, SecretRef
+from privmask.rules.schema import Rule
+from privmask.rules.secret import SecretSource
 
 RULE_SUFFIXES = (".yaml", ".yml")
 
@@ -33,9 +34,9 @@ class OutputPlan:
 
     destination: str | None
     name_template: str
-    password: tuple[str, str] | None  # (file|env|credential, reference)
-    escrow_recipients: tuple[str, ...]
-    retention_days: int | None
+    password: SecretSource | None
+    escrow_recipients: tuple[str, ...]  # reserved: nothing escrows yet (custody issue)
+    retention_days: int | None  # reserved: nothing deletes originals yet (custody issue)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class RuleSet:
                 raise RuleFileError([Problem(str(path), 1, 1, "no such rule file or folder")])
         return cls.load(files)
 
-    def decide(self, job: Job) -> Decision:
+    def decide(self, job: Facts) -> Decision:
         reasons, candidates = [], []
         for placed in self.rules:
             misses = placed.rule.match.check(job)
@@ -199,7 +200,7 @@ def compile_output(rule: Rule) -> OutputPlan:
     return OutputPlan(
         destination=out.destination,
         name_template=out.name,
-        password=(out.password.kind, out.password.value) if out.password else None,
+        password=out.password.to_source() if out.password else None,
         escrow_recipients=tuple(out.escrow),
         retention_days=rule.retention.originals_days,
     )
@@ -251,7 +252,7 @@ def secret_problems(ruleset: RuleSet) -> list[Problem]:
         ref = placed.rule.output.password
         if ref is None:
             continue
-        found = _missing_secret(ref)
+        found = _missing_secret(ref.to_source())
         if found:
             message, warning = found
             located = load_rule_file(Path(placed.path))
@@ -260,22 +261,22 @@ def secret_problems(ruleset: RuleSet) -> list[Problem]:
     return problems
 
 
-def _missing_secret(ref: SecretRef) -> tuple[str, bool] | None:
+def _missing_secret(ref: SecretSource) -> tuple[str, bool] | None:
     """(what is wrong, whether it is only a warning), or None when the secret is there."""
     if ref.kind == "file":
-        path = Path(ref.value)
+        path = Path(ref.reference)
         if not path.is_file():
-            return f"password file {ref.value} does not exist", False
+            return f"password file {ref.reference} does not exist", False
         if not os.access(path, os.R_OK):
-            return f"password file {ref.value} is not readable by this user", False
+            return f"password file {ref.reference} is not readable by this user", False
         return None
     if ref.kind == "env":
-        if os.environ.get(ref.value):
+        if os.environ.get(ref.reference):
             return None
-        return f"environment variable {ref.value} is not set", False
+        return f"environment variable {ref.reference} is not set", False
     folder = os.environ.get("CREDENTIALS_DIRECTORY")
     if not folder:  # checked outside the service: cannot tell
-        return f"systemd credential {ref.value} cannot be checked outside systemd", True
-    if not (Path(folder) / ref.value).is_file():
-        return f"systemd credential {ref.value} is not in $CREDENTIALS_DIRECTORY", False
+        return f"systemd credential {ref.reference} cannot be checked outside systemd", True
+    if not (Path(folder) / ref.reference).is_file():
+        return f"systemd credential {ref.reference} is not in $CREDENTIALS_DIRECTORY", False
     return None

@@ -1,7 +1,8 @@
 """The rule-file schema: what a site's YAML may say, each key with its bounds and meaning.
 
 Every model forbids unknown keys, so a typo fails loudly instead of silently masking less.
-`docs/rules.md` documents the same keys for integrators.
+Every key has a description: the key tables of `docs/rules.md` are generated from them
+(`python -m privmask.daemon.docs`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from privmask.rules.base import StrictModel
 from privmask.rules.match import Match
 from privmask.rules.plan import MaskShape, MaskStyle, PlanError, Region
+from privmask.rules.secret import SECRET_KINDS, SecretError, SecretKind, SecretSource
 
 SCHEMA_VERSION = 1
 NAME_FIELDS = frozenset({"camera", "date", "time", "id", "hash"})
@@ -24,19 +26,23 @@ AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 class RegionSpec(StrictModel):
     """A fixed polygon masked on every frame."""
 
-    name: str = Field(default="", description="a label shown in reports")
+    name: str = Field(default="", description="a label shown in reports and errors")
     points: list[tuple[float, float]] = Field(
-        min_length=2, description="corners in order; two points give a rectangle"
+        min_length=2,
+        description="corners `[x, y]` in order (not self-intersecting); two points give a "
+        "rectangle",
     )
     units: Literal["relative", "pixels"] = Field(
-        default="relative", description="fractions 0..1 of the picture, or pixels"
+        default="relative",
+        description="fractions 0..1 of the picture as the viewer sees it (rotation applied), "
+        "or pixels",
     )
     resolution: tuple[int, int] | None = Field(
         default=None,
-        description="with pixels: the frame size the points were drawn on; they are scaled to "
-        "the clip's size. Without it, pixels are taken as they are.",
+        description="with `units: pixels`: the frame size `[width, height]` the points were "
+        "drawn on; they are scaled to each clip's size. Without it, pixels are used as they are",
     )
-    style: MaskStyle = MaskStyle.SOLID
+    style: MaskStyle = Field(default=MaskStyle.SOLID, description="how the region is masked")
 
     @model_validator(mode="after")
     def _valid_polygon(self) -> RegionSpec:
@@ -67,22 +73,42 @@ class RegionSpec(StrictModel):
 class TargetSpec(StrictModel):
     """How one class of target is found and masked; unset values take the rule's defaults."""
 
-    model: str = Field(default="", description="registry model name (default per class)")
-    min_score: float | None = Field(default=None, gt=0, lt=1, description="detector threshold")
-    padding: float | None = Field(default=None, ge=0, le=2, description="margin, box fraction")
-    hold: float | None = Field(
-        default=None, ge=0, le=30, description="seconds a lost target stays masked"
+    model: str = Field(
+        default="",
+        description="the detector, a registry name (`privmask models list`) that detects this "
+        "class; empty: `yunet` (face), `yolox-nano` (person), `hyperlpr-plate` (plate)",
     )
-    style: MaskStyle | None = None
-    shape: MaskShape | None = None
+    min_score: float | None = Field(
+        default=None, gt=0, lt=1, description="detector threshold; none: the model's default"
+    )
+    padding: float | None = Field(
+        default=None,
+        ge=0,
+        le=2,
+        description="margin on every side, as a fraction of the box; none: face 0.25, "
+        "person 0.05, plate 0.15",
+    )
+    hold: float | None = Field(
+        default=None,
+        ge=0,
+        le=30,
+        description="seconds: detector gaps up to this long are bridged within one track, and "
+        "a lost target stays masked this long; none: 1.0",
+    )
+    style: MaskStyle | None = Field(
+        default=None, description="how this class is masked; none: the rule's `style`"
+    )
+    shape: MaskShape | None = Field(
+        default=None, description="mask shape of this class; none: the rule's `shape`"
+    )
 
 
 class Targets(StrictModel):
     """The dynamic targets to find: any of face, person, plate."""
 
-    face: TargetSpec | None = None
-    person: TargetSpec | None = None
-    plate: TargetSpec | None = None
+    face: TargetSpec | None = Field(default=None, description="find and mask faces")
+    person: TargetSpec | None = Field(default=None, description="find and mask whole people")
+    plate: TargetSpec | None = Field(default=None, description="find and mask licence plates")
 
     def items(self) -> list[tuple[str, TargetSpec]]:
         return [(n, s) for n in ("face", "person", "plate") if (s := getattr(self, n)) is not None]
@@ -92,9 +118,13 @@ class Selection(StrictModel):
     """Which tracked targets are masked at export (track ids from an analysis run's report)."""
 
     mode: Literal["all", "except", "only"] = Field(
-        default="all", description="mask all targets, all except the listed, or only the listed"
+        default="all", description="mask all targets, all but the listed, or only the listed"
     )
-    tracks: list[int] = Field(default_factory=list, description="track ids")
+    tracks: list[int] = Field(
+        default_factory=list,
+        description="track ids of an analysis run's report; required with `except` and "
+        "`only`, forbidden with `all`",
+    )
 
     @model_validator(mode="after")
     def _tracks_given(self) -> Selection:
@@ -106,39 +136,65 @@ class Selection(StrictModel):
 
 
 class SecretRef(StrictModel):
-    """Where a password is found; never the password itself. Exactly one key."""
+    """Where a password is found; never the password itself. Exactly one key.
 
-    file: str | None = Field(default=None, description="path of a file holding it")
+    The one YAML shape of a secret reference, in rule files and in the daemon's config;
+    both compile it to a `SecretSource`.
+    """
+
+    file: str | None = Field(
+        default=None, description="path of a file holding it (not readable by everyone)"
+    )
     env: str | None = Field(default=None, description="environment variable holding it")
-    credential: str | None = Field(default=None, description="systemd credential name")
+    credential: str | None = Field(
+        default=None,
+        description="systemd credential name, read from `$CREDENTIALS_DIRECTORY`",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        given = [k for k in ("file", "env", "credential") if getattr(self, k)]
+        given = [k for k in SECRET_KINDS if getattr(self, k)]
         if len(given) != 1:
             raise ValueError("give exactly one of file, env or credential")
+        try:
+            self.to_source()
+        except SecretError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @property
-    def kind(self) -> str:
-        return next(k for k in ("file", "env", "credential") if getattr(self, k))
+    def kind(self) -> SecretKind:
+        return next(k for k in SECRET_KINDS if getattr(self, k))
 
     @property
     def value(self) -> str:
         return str(getattr(self, self.kind))
 
+    def to_source(self) -> SecretSource:
+        return SecretSource(self.kind, self.value)
+
 
 class Output(StrictModel):
     """Where and how results are delivered."""
 
-    destination: str | None = Field(default=None, description="folder or mounted share")
+    destination: str | None = Field(
+        default=None, description="folder or mounted share; none: the daemon's outbox"
+    )
     name: str = Field(
         default="{camera}_{date}_{time}_{id}",
-        description="file-name template; fields: camera, date, time, id, hash",
+        description="file-name template; fields `camera`, `date`, `time`, `id`, `hash`; no path "
+        "separators. Source file names are not offered: they often hold personal data",
     )
-    password: SecretRef | None = Field(default=None, description="package password reference")
+    password: SecretRef | None = Field(
+        default=None,
+        description="where the package password is found, never the password itself: exactly "
+        "one of `file`, `env`, `credential`; none: the daemon's password",
+    )
     escrow: list[str] = Field(
-        default_factory=list, description="age public keys the original is encrypted to"
+        default_factory=list,
+        description="reserved: not implemented yet; see the custody issue. Age public keys "
+        "(`age1...`) the original is to be encrypted to: they are checked, but nothing is "
+        "escrowed yet",
     )
 
     @field_validator("name")
@@ -167,10 +223,16 @@ class LiveSpec(StrictModel):
 
     publish: str | None = Field(
         default=None,
-        description="RTSP server URL to publish to, e.g. rtsp://127.0.0.1:8554/masked/{camera}",
+        description="RTSP server (mediamtx, go2rtc) to publish to, an `rtsp://` or `rtsps://` "
+        "URL; `{camera}` is replaced by the camera id, e.g. "
+        "`rtsp://127.0.0.1:8554/masked/{camera}`",
     )
-    segments: bool = Field(default=True, description="also write encrypted segment packages")
-    segment_seconds: float = Field(default=60, ge=1, le=3600)
+    segments: bool = Field(
+        default=True,
+        description="also cut the masked stream into segments, each packaged and encrypted "
+        "like a file result (`output`)",
+    )
+    segment_seconds: float = Field(default=60, ge=1, le=3600, description="segment length, seconds")
 
     @model_validator(mode="after")
     def _somewhere(self) -> LiveSpec:
@@ -184,28 +246,50 @@ class LiveSpec(StrictModel):
 
 
 class Retention(StrictModel):
+    """Reserved for the custody work: accepted and checked, not acted on yet."""
+
     originals_days: int | None = Field(
-        default=None, ge=1, le=3650, description="days escrowed originals are kept"
+        default=None,
+        ge=1,
+        le=3650,
+        description="reserved: not implemented yet; see the custody issue. Days an escrowed "
+        "original is to be kept: nothing deletes originals yet",
     )
 
 
 class Rule(StrictModel):
-    name: str = Field(min_length=1, description="unique within its file")
-    priority: int = Field(default=0, description="breaks ties between equally specific rules")
-    match: Match = Field(default_factory=Match)
-    targets: Targets = Field(default_factory=Targets)
-    regions: list[RegionSpec] = Field(default_factory=list)
-    style: MaskStyle = Field(default=MaskStyle.BLUR, description="default style of targets")
-    shape: MaskShape = Field(default=MaskShape.BOX, description="default shape of targets")
-    selection: Selection = Field(default_factory=Selection)
-    output: Output = Field(default_factory=Output)
-    retention: Retention = Field(default_factory=Retention)
-    live: LiveSpec | None = Field(default=None, description="mask this camera's live stream")
+    name: str = Field(min_length=1, description="the rule's name, unique within its file")
+    priority: int = Field(
+        default=0, description="breaks ties between equally specific rules: higher wins"
+    )
+    match: Match = Field(
+        default_factory=Match,
+        description="which jobs the rule applies to; empty: every job (the least specific rule)",
+    )
+    targets: Targets = Field(default_factory=Targets, description="dynamic targets to mask")
+    regions: list[RegionSpec] = Field(
+        default_factory=list, description="fixed polygons masked on every frame"
+    )
+    style: MaskStyle = Field(default=MaskStyle.BLUR, description="default style of its targets")
+    shape: MaskShape = Field(default=MaskShape.BOX, description="default shape of its targets")
+    selection: Selection = Field(
+        default_factory=Selection, description="which tracked targets are masked at export"
+    )
+    output: Output = Field(
+        default_factory=Output, description="where results go and how they are protected"
+    )
+    retention: Retention = Field(
+        default_factory=Retention,
+        description="reserved: not implemented yet; see the custody issue",
+    )
+    live: LiveSpec | None = Field(
+        default=None, description="mask the live stream of the cameras the rule matches"
+    )
 
 
 class RuleFile(StrictModel):
-    version: Literal[1] = Field(description="schema version; this privmask reads version 1")
-    rules: list[Rule] = Field(description="the rules, in file order")
+    version: Literal[1] = Field(description="the schema version; this privmask reads version 1")
+    rules: list[Rule] = Field(description="the rules, in order")
 
     @model_validator(mode="after")
     def _unique_names(self) -> RuleFile:

@@ -10,7 +10,7 @@ from pathlib import Path
 from privmask.adapters.video import PRESETS, EncoderSettings
 from privmask.daemon.cli import options
 from privmask.daemon.errors import EXIT_OK, UsageError
-from privmask.rules.match import Job
+from privmask.rules.match import Facts
 from privmask.rules.plan import (
     TARGETS,
     MaskShape,
@@ -147,7 +147,7 @@ def plan_from_rules(args: argparse.Namespace) -> RedactionPlan:
     when = args.time or (
         datetime.fromtimestamp(source.stat().st_mtime) if source.exists() else None
     )
-    job = Job(camera=args.camera, folder=str(source.parent), file_name=source.name, when=when)
+    job = Facts(camera=args.camera, folder=str(source.parent), file_name=source.name, when=when)
     decision = ruleset.decide(job)
     print(f"rules: {decision.reasons[0]}", file=sys.stderr)
     return decision.plan

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from privmask.daemon.errors import EXIT_FAILED, EXIT_OK
 from privmask.rules.files import RuleFileError
-from privmask.rules.match import Job
+from privmask.rules.match import Facts
 from privmask.rules.ruleset import RuleSet, secret_problems
 
 
@@ -67,7 +67,7 @@ def check(paths: list[Path]) -> int:
 
 def explain(args: argparse.Namespace) -> int:
     ruleset = RuleSet.from_paths(args.paths)
-    job = Job(camera=args.camera, folder=args.folder, file_name=args.file, when=args.time)
+    job = Facts(camera=args.camera, folder=args.folder, file_name=args.file, when=args.time)
     decision = ruleset.decide(job)
     for reason in decision.reasons:
         print(reason)

@@ -29,6 +29,7 @@ import av.error
 import numpy as np
 import structlog
 
+from privmask.adapters import urls
 from privmask.adapters.rtsp import (
     OUT_TIME_BASE,
     RtspError,
@@ -37,7 +38,6 @@ from privmask.adapters.rtsp import (
     SegmentWriter,
     SourceOptions,
     open_source,
-    redact_url,
 )
 from privmask.adapters.video import EncoderSettings, VideoError, as_yuv420p
 from privmask.daemon.pipeline.online import CausalMasker
@@ -168,7 +168,7 @@ class LiveCamera:
     ) -> None:
         self.url, self.plan, self.outputs, self.settings = url, plan, outputs, settings
         self.name = name
-        self.safe_url = redact_url(url)
+        self.safe_url = urls.redact(url)
         self.on_frame = on_frame  # sees each masked frame before it is encoded (benchmarks)
         self.detectors = load_detectors(plan, models_dir)
         self._stop = threading.Event()
@@ -225,9 +225,10 @@ class LiveCamera:
             except (RtspError, VideoError, PlanError) as exc:
                 error = str(exc)
             except av.error.FFmpegError as exc:
-                error = f"{self.safe_url}: {getattr(exc, 'strerror', None) or exc}"
+                reason = getattr(exc, "strerror", None) or str(exc)  # str() quotes the URL
+                error = f"{self.safe_url}: {urls.scrub(reason, self.url)}"
             except Exception as exc:  # one camera's bug must not end its thread or others
-                error = f"{type(exc).__name__}: {exc}".replace(self.url, self.safe_url)
+                error = urls.scrub(f"{type(exc).__name__}: {exc}", self.url)
             if self._stop.is_set():
                 break
             self._counts.failures += 1

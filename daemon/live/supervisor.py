@@ -10,24 +10,24 @@ touches another. Finished segments become encrypted packages through the same pa
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import structlog
 
+from privmask.adapters import urls
 from privmask.adapters.models import ModelError, sha256_of
-from privmask.adapters.package import PackageContents, PackageError, write_package
-from privmask.adapters.rtsp import redact_url
-from privmask.daemon import __version__
+from privmask.adapters.package import PackageError
+from privmask.adapters.video import VideoError
 from privmask.daemon.config import Config
+from privmask.daemon.delivery import manifest, plan_delivery, safe_name
 from privmask.daemon.live.camera import LiveCamera, LiveOutputs
+from privmask.daemon.pipeline.setup import model_list
 from privmask.daemon.rulebook import current_snapshot
-from privmask.daemon.secrets import SecretError, SecretSource, read_secret
+from privmask.daemon.secrets import SecretError
 from privmask.rules.files import RuleFileError
-from privmask.rules.match import Job
+from privmask.rules.match import Facts
 from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import Decision, NoRuleApplies, RuleSet
 
@@ -59,11 +59,11 @@ class LiveSupervisor:
                 try:
                     self._follow(camera, url, ruleset)
                 except Exception as exc:  # one camera's trouble never touches the others
-                    log.error("live_camera_failed", camera=camera, error=redact_url(str(exc)))
+                    log.error("live_camera_failed", camera=camera, error=urls.scrub(str(exc), url))
 
     def _follow(self, camera: str, url: str, ruleset: RuleSet) -> None:
         try:
-            decision = ruleset.decide(Job(camera=camera, when=datetime.now()))
+            decision = ruleset.decide(Facts(camera=camera, when=datetime.now()))
         except NoRuleApplies:
             decision = None
         running = self._running.get(camera)
@@ -84,12 +84,12 @@ class LiveSupervisor:
         live = decision.live
         if live is None:
             return
-        segments = self.config.state / "live" / _safe(camera)
+        segments = self.config.state / "live" / safe_name(camera)
         outputs = LiveOutputs(
             publish_url=live.publish_url,
             segment_dir=segments if live.segments else None,
             segment_seconds=live.segment_seconds,
-            on_segment=lambda path: self._package(camera, path, decision),
+            on_segment=lambda path: self._package(camera, url, path, decision),
         )
         try:
             stream = LiveCamera(
@@ -113,61 +113,41 @@ class LiveSupervisor:
             for camera in list(self._running):
                 self._stop(camera, "service stopping")
 
-    def _package(self, camera: str, finished: Path, decision: Decision) -> None:
+    def _package(self, camera: str, url: str, finished: Path, decision: Decision) -> None:
         """Finished segments: each encrypted into the outbox, then removed. Segments left
         by an earlier failure (an unmounted share) go with the next one, oldest first."""
         for segment in sorted(finished.parent.glob("*.mp4")):
-            if not self._package_one(camera, segment, decision):
+            if not self._package_one(camera, url, segment, decision):
                 return
 
-    def _package_one(self, camera: str, segment: Path, decision: Decision) -> bool:
-        outbox = (
-            Path(decision.output.destination) if decision.output.destination else self.config.outbox
-        )
+    def _package_one(self, camera: str, url: str, segment: Path, decision: Decision) -> bool:
         now = datetime.now(tz=UTC)
         digest = sha256_of(segment)
-        password = self._password
-        if decision.output.password is not None:  # the rule names its own package password
-            try:
-                password = read_secret(SecretSource(*decision.output.password))
-            except SecretError as exc:
-                log.error("live_segment_not_packaged", camera=camera, error=str(exc))
-                return False
-        name = decision.output.name_template.format(
-            camera=_safe(camera),
-            date=now.strftime("%Y%m%d"),
-            time=now.strftime("%H%M%S"),
-            id=f"live-{segment.stem[-6:]}",
-            hash=digest[:12],
-        )
-        manifest = {
-            "privmask_version": __version__,
-            "camera": camera,
-            "live": True,
-            "output": {"sha256": digest, "bytes": segment.stat().st_size},
-            "rule": decision.rule.rule.name,
-            "rule_set_sha256": decision.ruleset_hash,
-            "times": {"packaged": time.time()},
-        }
         try:
-            package = write_package(PackageContents(segment, manifest), outbox, name, password)
-        except PackageError as exc:  # kept on disk, tried again with the next segment
+            delivery = plan_delivery(
+                decision,
+                default_outbox=self.config.outbox,
+                default_password=self._password,
+                camera=camera,
+                when=now,
+                job=f"live-{segment.stem[-6:]}",
+                input_sha256=digest,
+            )
+            contents = manifest(
+                decision,
+                job=delivery.name,
+                camera=camera,
+                source={"stream": urls.redact(url)},
+                models=model_list(decision.plan),
+                redacted=segment,
+                redaction=None,
+                times={"finished": segment.stat().st_mtime},
+            )
+            package = delivery.publish(segment, contents)
+        except (PackageError, SecretError, VideoError, OSError) as exc:
+            # kept on disk, tried again with the next segment
             log.error("live_segment_not_packaged", camera=camera, error=str(exc))
             return False
         segment.unlink(missing_ok=True)
         log.info("live_segment_packaged", camera=camera, package=package.name)
         return True
-
-
-def _safe(camera: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in camera) or "camera"
-
-
-def with_credentials(url: str, username: str, password: str) -> str:
-    """The stream URL with credentials, for connecting only (never logged or stored)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

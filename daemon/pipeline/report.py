@@ -53,8 +53,8 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
     source, output = redaction.source, redaction.output
     return {
         "privmask_version": __version__,
-        "input": _video(source),
-        "output": _video(output),
+        "input": video_summary(source),
+        "output": video_summary(output),
         "plan": {
             "targets": [
                 {**asdict(t), "padding": t.margin, "style": t.style.value, "shape": t.shape.value}
@@ -80,7 +80,7 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
     }
 
 
-def _video(info: VideoInfo) -> dict[str, Any]:
+def video_summary(info: VideoInfo) -> dict[str, Any]:
     return {
         "file": info.path.name,
         "container": info.container,

@@ -36,15 +36,26 @@ def load_detectors(
     plan: RedactionPlan, models_dir: str | os.PathLike[str] | None
 ) -> list[NamedDetector]:
     """Resolve and load every model the plan needs, before any work starts."""
-    loaded = []
+    return [
+        (name, build_detector(name, models.resolve(name, models_dir), target.min_score))
+        for name, target in _models(plan)
+    ]
+
+
+def model_list(plan: RedactionPlan) -> list[dict[str, str]]:
+    """The models the plan runs, by name and pinned sha256, as reports and manifests say."""
+    return [{"name": n, "sha256": models.spec_for(n).sha256} for n, _ in _models(plan)]
+
+
+def _models(plan: RedactionPlan) -> list[tuple[str, TargetPlan]]:
+    chosen = []
     for wanted, target in classes(plan).items():
         name = target.model or models.DEFAULT_MODEL[wanted]
         if models.spec_for(name).detects is not wanted:
             # its boxes would be of another class, and nothing would be masked
             raise PlanError(f"model {name} does not detect {wanted.label}s")
-        path = models.resolve(name, models_dir)
-        loaded.append((name, build_detector(name, path, target.min_score)))
-    return loaded
+        chosen.append((name, target))
+    return chosen
 
 
 def tracker_settings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -15,9 +16,10 @@ from privmask.adapters.onvif import (
     DiscoveredDevice,
     Profile,
     parse_probe_matches,
-    strip_credentials,
 )
+from privmask.adapters.urls import redact
 from privmask.daemon import cameras, cli
+from privmask.daemon.config import CamerasSpec, StreamSpec
 from privmask.daemon.secrets import SecretError
 
 SECRET = "hunter2-camera"
@@ -40,8 +42,8 @@ SECRET = "hunter2-camera"
         ("rtsp://10.0.0.8/stream1", "rtsp://10.0.0.8/stream1"),
     ],
 )
-def test_strip_credentials(url: str, clean: str) -> None:
-    assert strip_credentials(url) == clean
+def test_redact_camera_uris(url: str, clean: str) -> None:
+    assert redact(url) == clean
 
 
 MATCH = b"""<?xml version="1.0"?>
@@ -184,3 +186,58 @@ def test_cli_list_on_a_damaged_inventory(
     assert "not a camera inventory" in err and "Traceback" not in err
     assert cli.main(["cameras", "list", "--state", str(tmp_path / "empty")]) == 0
     assert "no cameras" in capsys.readouterr().err
+
+
+def test_live_streams_add_credentials_by_the_one_lookup(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.yaml"
+    secrets.touch(mode=0o600)
+    secrets.write_text(
+        json.dumps(
+            {
+                "*": {"username": "default", "password": "d"},
+                "GATE": {"username": "by-id", "password": "p@ss/1"},
+                "10.0.0.9:8554": {"username": "by-port", "password": SECRET},
+                "SN1": {"username": "by-serial", "password": "s"},
+            }
+        )
+    )
+    state = tmp_path / "state"
+    cameras.save_inventory(
+        cameras.inventory_path(state),
+        {
+            "SN1": {"state": "online", "main_stream": "rtsp://10.0.0.5/main"},
+            "SN2": {"state": "offline", "main_stream": "rtsp://10.0.0.6/main"},
+            "SN3": {"state": "online", "main_stream": "rtsp://10.0.0.9:8554/main"},
+            "GATE": {"state": "online", "main_stream": "rtsp://10.0.0.7/inventory"},
+        },
+    )
+    static = [
+        StreamSpec(camera="GATE", url="rtsp://10.0.0.7/static"),
+        StreamSpec(camera="YARD", url="rtsp://10.0.0.8/yard?channel=1"),
+    ]
+    spec = CamerasSpec(streams=static, secrets=str(secrets), discover_seconds=60)
+    streams = cameras.live_streams(spec, state)
+    assert sorted(streams) == ["GATE", "SN1", "SN3", "YARD"]  # offline cameras are left out
+
+    def user(url: str) -> tuple[str, str, str]:
+        parts = urlsplit(url)
+        return unquote(parts.username or ""), unquote(parts.password or ""), redact(url)
+
+    assert user(streams["GATE"]) == ("by-id", "p@ss/1", "rtsp://10.0.0.7/static")  # static wins
+    assert user(streams["SN1"]) == ("by-serial", "s", "rtsp://10.0.0.5/main")
+    assert user(streams["SN3"]) == ("by-port", SECRET, "rtsp://10.0.0.9:8554/main")
+    assert user(streams["YARD"]) == ("default", "d", "rtsp://10.0.0.8/yard?channel=1")
+
+    without_discovery = CamerasSpec(streams=static)
+    assert cameras.live_streams(without_discovery, state) == {
+        "GATE": "rtsp://10.0.0.7/static",
+        "YARD": "rtsp://10.0.0.8/yard?channel=1",
+    }  # no secrets file: no credentials; no discovery: the inventory is not read
+
+
+def test_secrets_lookup_takes_the_first_key_it_has() -> None:
+    entries = {"*": Credentials("default", "d"), "cam": Credentials("host", "h")}
+    secrets = cameras.Secrets(entries)
+    assert secrets.lookup(None, "", "SN1", "cam") == entries["cam"]
+    assert secrets.lookup("SN1") == entries["*"]
+    assert cameras.Secrets({}).lookup("cam") is None

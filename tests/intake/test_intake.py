@@ -16,6 +16,7 @@ from privmask.daemon.intake import (
     is_stable,
     is_temporary,
 )
+from privmask.daemon.journal import FileIdentity
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_every_pattern_is_exercised() -> None:
 
 
 def look(at: float, size: int = 100, mtime_ns: int = 1, inode: int = 7) -> Observation:
-    return Observation(size=size, mtime_ns=mtime_ns, inode=inode, at=at)
+    return Observation(FileIdentity("/in/a.mp4", size, mtime_ns, inode), at=at)
 
 
 def test_stable_after_quiet_window() -> None:
@@ -66,7 +67,7 @@ def test_window_restarts_when_size_mtime_or_inode_changes() -> None:
             look(0.0),
             look(1.0),
             changed,
-            look(4.0, changed.size, changed.mtime_ns, changed.inode),
+            look(4.0, changed.size, changed.identity.mtime_ns, changed.identity.inode),
         ]
         assert not is_stable(history, quiet_seconds=5, now=7.9)
         assert is_stable(history, quiet_seconds=5, now=8.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from privmask.adapters.watch import FolderWatcher, mount_type, needs_polling
+from privmask.adapters.watch import FolderWatcher, mount_type, needs_polling, watch_folder
 
 WAIT = 5.0  # seconds an event may take; inotify needs milliseconds, polling one interval
 
@@ -230,3 +230,30 @@ def test_forced_polling_and_unknown_mounts(mounts: Path, tmp_path: Path) -> None
     missing = tmp_path / "no-mounts"
     assert mount_type(Path("/srv"), missing) == ""
     assert needs_polling(Path("/srv"), mounts_file=missing) is False
+
+
+def test_watch_folder_reports_changes_until_stopped(tmp_path: Path) -> None:
+    changes: queue.Queue[None] = queue.Queue()
+    (tmp_path / "a.yaml").write_text("x")
+    stop = watch_folder(tmp_path, lambda: changes.put(None))
+    try:
+        (tmp_path / "a.yaml").read_text()  # reading is no change
+        time.sleep(0.3)
+        assert changes.empty()
+        (tmp_path / "b.yaml").write_text("y")
+        changes.get(timeout=WAIT)
+        (tmp_path / "a.yaml").unlink()
+        changes.get(timeout=WAIT)
+    finally:
+        stop()
+    time.sleep(0.3)
+    while not changes.empty():  # the tail of the last burst may still be queued
+        changes.get_nowait()
+    (tmp_path / "c.yaml").write_text("z")
+    time.sleep(0.3)
+    assert changes.empty()
+
+
+def test_watch_folder_refuses_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        watch_folder(tmp_path / "missing", lambda: None)

@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from privmask.daemon.journal import (
-    MAX_DELAY_SECONDS,
     SCHEMA_VERSION,
+    FileIdentity,
     Job,
     JobState,
     JobStateError,
     Journal,
     JournalError,
-    RetryPolicy,
     is_stale,
 )
+from privmask.daemon.retry import MAX_DELAY_SECONDS, RetryPolicy
 
 # Child programs run as `python -c CODE DB ...`: real processes, each with its own connection.
 CLAIM_ALL = """
@@ -60,12 +60,12 @@ ENQUEUE_FOREVER = """
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from privmask.daemon.journal import Journal
+from privmask.daemon.journal import FileIdentity, Journal
 journal = Journal(Path(sys.argv[1]))
 start = int(sys.argv[2])
 for i in range(start, start + 10**6):
     sha = f"{i // 3:064x}"  # every third file repeats content: duplicates are written too
-    journal.enqueue(f"/in/{i}.mp4", 1000 + i, i, i, sha, "/in")
+    journal.enqueue(FileIdentity(f"/in/{i}.mp4", 1000 + i, i, i), sha, "/in")
     if i == start:
         print("ready", flush=True)
 """
@@ -81,7 +81,9 @@ def child(code: str, *args: object) -> subprocess.Popen[str]:
 
 def add(journal: Journal, n: int, sha: str | None = None, folder: str = "/in") -> tuple[Job, bool]:
     """Enqueue file number n (its content is n's own unless `sha` says otherwise)."""
-    return journal.enqueue(f"{folder}/{n}.mp4", 100 + n, n * 1000, n, sha or f"{n:064x}", folder)
+    return journal.enqueue(
+        FileIdentity(f"{folder}/{n}.mp4", 100 + n, n * 1000, n), sha or f"{n:064x}", folder
+    )
 
 
 @pytest.fixture
@@ -149,7 +151,9 @@ def test_a_journal_from_a_newer_privmask_is_refused(db: Path) -> None:
 
 
 def test_happy_path_enqueue_claim_finish(journal: Journal) -> None:
-    job, created = journal.enqueue("/in/cam1/a.mp4", 1234, 5, 77, SHA_A, "/in/cam1", "cam1")
+    job, created = journal.enqueue(
+        FileIdentity("/in/cam1/a.mp4", 1234, 5, 77), SHA_A, "/in/cam1", "cam1"
+    )
     assert created
     assert (job.state, job.attempts, job.camera, job.folder) == (
         JobState.QUEUED,
@@ -181,8 +185,10 @@ def test_happy_path_enqueue_claim_finish(journal: Journal) -> None:
 
 
 def test_same_content_under_two_paths_is_one_job_and_one_duplicate(journal: Journal) -> None:
-    first, created = journal.enqueue("/in/a.mp4", 10, 1, 1, SHA_A, "/in")
-    second, created_again = journal.enqueue("/in/copy-of-a.mp4", 10, 2, 2, SHA_A, "/in")
+    first, created = journal.enqueue(FileIdentity("/in/a.mp4", 10, 1, 1), SHA_A, "/in")
+    second, created_again = journal.enqueue(
+        FileIdentity("/in/copy-of-a.mp4", 10, 2, 2), SHA_A, "/in"
+    )
     assert created and not created_again
     assert second.state is JobState.DUPLICATE and second.duplicate_of == first.id
     assert second.path == "/in/copy-of-a.mp4"
@@ -192,7 +198,7 @@ def test_same_content_under_two_paths_is_one_job_and_one_duplicate(journal: Jour
     claimed = journal.claim("w")
     assert claimed is not None
     journal.finish(claimed.id, "out", None)
-    third, created_third = journal.enqueue("/other/a.mp4", 10, 3, 3, SHA_A, "/other")
+    third, created_third = journal.enqueue(FileIdentity("/other/a.mp4", 10, 3, 3), SHA_A, "/other")
     assert not created_third and third.duplicate_of == first.id
     assert journal.claim("w") is None
 
@@ -208,26 +214,26 @@ def test_sqlite_itself_refuses_a_second_job_for_the_same_content(journal: Journa
 
 
 def test_a_path_announced_again_is_seen_and_not_requeued(journal: Journal) -> None:
-    identity = ("/in/a.mp4", 10, 123, 9)
-    assert not journal.seen(*identity)
-    job, _ = journal.enqueue(*identity, SHA_A, "/in")
-    assert journal.seen(*identity)
-    again, created = journal.enqueue(*identity, SHA_A, "/in")
+    identity = FileIdentity("/in/a.mp4", 10, 123, 9)
+    assert not journal.seen(identity)
+    job, _ = journal.enqueue(identity, SHA_A, "/in")
+    assert journal.seen(identity)
+    again, created = journal.enqueue(identity, SHA_A, "/in")
     assert not created and again == job
     assert journal.counts()["queued"] == 1 and journal.counts()["duplicate"] == 0
     # The same path rewritten (new mtime) is a new file; new content makes a new job.
-    assert not journal.seen("/in/a.mp4", 10, 456, 9)
-    _, created_new = journal.enqueue("/in/a.mp4", 10, 456, 9, SHA_B, "/in")
+    assert not journal.seen(FileIdentity("/in/a.mp4", 10, 456, 9))
+    _, created_new = journal.enqueue(FileIdentity("/in/a.mp4", 10, 456, 9), SHA_B, "/in")
     assert created_new
 
 
 def test_a_file_rejected_at_validation_is_quarantined_with_its_reason(journal: Journal) -> None:
-    job = journal.quarantine_file("/in/bad.mp4", 3, 1, 1, SHA_A, "/in", "not a video")
+    job = journal.quarantine_file(FileIdentity("/in/bad.mp4", 3, 1, 1), SHA_A, "/in", "not a video")
     assert (job.state, job.error) == (JobState.QUARANTINED, "not a video")
-    assert journal.seen("/in/bad.mp4", 3, 1, 1)
+    assert journal.seen(FileIdentity("/in/bad.mp4", 3, 1, 1))
     assert journal.claim("w") is None
     # The same bad content under another name is a duplicate of it, not a second job.
-    copy, created = journal.enqueue("/in/bad2.mp4", 3, 2, 2, SHA_A, "/in")
+    copy, created = journal.enqueue(FileIdentity("/in/bad2.mp4", 3, 2, 2), SHA_A, "/in")
     assert not created and copy.duplicate_of == job.id
     assert journal.events(job.id) == [(job.created, "quarantined", "not a video")]
 

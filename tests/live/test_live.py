@@ -16,7 +16,7 @@ from peers import CameraServer, Viewer, free_port, stamped_scene, wait_for, writ
 from structlog.testing import capture_logs
 
 from privmask.adapters.detections import Detections, TargetClass
-from privmask.adapters.rtsp import redact_url
+from privmask.adapters.urls import redact as redact_url
 from privmask.daemon.live.camera import (
     CameraState,
     CameraStatus,

@@ -6,6 +6,7 @@ password; privmask itself never takes a password on a command line.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import pyzipper
 
+from privmask.adapters import files
 from privmask.adapters.package import (
     PackageContents,
     PackageError,
@@ -389,3 +391,49 @@ def test_password_never_in_errors_or_package_bytes(
             assert PASSWORD.decode() not in text
             assert PASSWORD.decode() + "x" not in text
             chain = chain.__cause__ or chain.__context__
+
+
+def test_a_package_whose_name_cannot_be_made_durable_is_withdrawn(
+    clip: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(folder: Path) -> None:  # fsync of the outbox: an I/O error on the share
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(files, "fsync_folder", failing)
+    with pytest.raises(PackageError, match="cannot write package into .*Input/output error"):
+        write_package(PackageContents(clip, MANIFEST), outbox, "p", PASSWORD)
+    assert leftovers(outbox) == []
+
+
+def test_a_package_published_meanwhile_by_another_is_left_alone(
+    clip: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = files.publish
+
+    def racing(staged: Path, target: Path, *, overwrite: bool = False) -> None:
+        target.write_bytes(b"another writer's package")  # between the check and the link
+        real(staged, target, overwrite=overwrite)
+
+    monkeypatch.setattr(files, "publish", racing)
+    with pytest.raises(PackageError, match="already exists"):
+        write_package(PackageContents(clip, MANIFEST), outbox, "p", PASSWORD)
+    assert leftovers(outbox) == ["p.zip"]
+    assert (outbox / "p.zip").read_bytes() == b"another writer's package"
+
+
+def test_while_written_a_package_has_a_hidden_name_no_zip_reader_takes(
+    clip: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = files.publish
+    staged_names: list[str] = []
+
+    def recording(staged: Path, target: Path, *, overwrite: bool = False) -> None:
+        staged_names.append(staged.name)
+        assert sorted(outbox.glob("*.zip")) == []  # what an upload agent would pick up
+        real(staged, target, overwrite=overwrite)
+
+    monkeypatch.setattr(files, "publish", recording)
+    write_package(PackageContents(clip, MANIFEST), outbox, "CAM-1", PASSWORD)
+    [staged] = staged_names
+    assert staged.startswith(".CAM-1.") and files.OWN_PARTIAL.fullmatch(staged)
+    assert leftovers(outbox) == ["CAM-1.zip"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from privmask.rules.match import Job
+from privmask.rules.match import Facts
 from privmask.rules.ruleset import NoRuleApplies, RuleSet
 
 
@@ -27,9 +27,9 @@ def test_most_specific_wins_then_priority_then_order(tmp_path: Path) -> None:
         "  - {name: lobby-late, match: {cameras: [LOBBY], times: [{from: '22:00', to: '06:00'}]}, targets: {face: {}}}\n",
     )
     day, night = datetime(2026, 11, 26, 12), datetime(2026, 11, 26, 23)
-    assert rules.decide(Job(camera="GATE", when=day)).rule.rule.name == "default"
-    assert rules.decide(Job(camera="LOBBY", when=day)).rule.rule.name == "lobby-urgent"
-    decision = rules.decide(Job(camera="LOBBY", when=night))
+    assert rules.decide(Facts(camera="GATE", when=day)).rule.rule.name == "default"
+    assert rules.decide(Facts(camera="LOBBY", when=day)).rule.rule.name == "lobby-urgent"
+    decision = rules.decide(Facts(camera="LOBBY", when=night))
     assert decision.rule.rule.name == "lobby-night"  # two criteria beat priority 5
     reasons = "\n".join(decision.reasons)
     assert "lobby-late (" in reasons and "loses: comes later" in reasons
@@ -43,7 +43,7 @@ def test_file_order_is_by_name_and_the_hash_changes_with_content(tmp_path: Path)
         b="  - {name: from-b, targets: {face: {}}}\n",
         a="  - {name: from-a, targets: {person: {}}}\n",
     )
-    assert first.decide(Job()).rule.rule.name == "from-a"
+    assert first.decide(Facts()).rule.rule.name == "from-a"
     (tmp_path / "a.yaml").write_text(
         "version: 1\nrules:\n  - {name: from-a, targets: {plate: {}}}\n"
     )
@@ -59,7 +59,7 @@ def test_no_rule_applies_says_why(tmp_path: Path) -> None:
     with pytest.raises(
         NoRuleApplies, match=r"gate \(.*\) does not apply: camera LOBBY is not one of"
     ):
-        rules.decide(Job(camera="LOBBY"))
+        rules.decide(Facts(camera="LOBBY"))
 
 
 def test_warnings(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ from textwrap import dedent
 import pytest
 
 from privmask.rules.files import RuleFileError, parse_rules
-from privmask.rules.match import Job
+from privmask.rules.match import Facts
 from privmask.rules.plan import MaskShape, MaskStyle
 from privmask.rules.ruleset import RuleSet, compile_output, compile_plan, secret_problems
+from privmask.rules.secret import SecretSource
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
 
@@ -70,7 +71,7 @@ def test_every_key_is_read_into_the_plans() -> None:
     assert sign.style is MaskStyle.PIXELATE
     assert (plan.selection.masks(4), plan.selection.masks(5)) == (False, True)
     assert output.destination == "/srv/out" and output.name_template == "{camera}-{date}-{id}"
-    assert output.password == ("env", "SITE_PASSWORD")
+    assert output.password == SecretSource("env", "SITE_PASSWORD")
     assert output.escrow_recipients[0].startswith("age1ql3z")
     assert output.retention_days == 90
     assert rule.priority == 3 and rule.match.specificity == 5
@@ -79,20 +80,20 @@ def test_every_key_is_read_into_the_plans() -> None:
 def test_match_criteria() -> None:
     rule = parse_rules(FULL).rules.rules[0]
     monday_noon = datetime(2026, 11, 23, 12, 0)
-    job = Job(camera="cam-1", folder="/srv/in/today", file_name="a.mp4", when=monday_noon)
+    job = Facts(camera="cam-1", folder="/srv/in/today", file_name="a.mp4", when=monday_noon)
     assert rule.match.check(job) == []
     assert (
         "camera"
         in rule.match.check(
-            Job(camera="CAM-2", folder="/srv/in", file_name="a.mp4", when=monday_noon)
+            Facts(camera="CAM-2", folder="/srv/in", file_name="a.mp4", when=monday_noon)
         )[0]
     )
     tuesday = datetime(2026, 11, 24, 12, 0)
-    assert any("time" in m for m in rule.match.check(Job("CAM-1", "/srv/in", "a.mp4", tuesday)))
+    assert any("time" in m for m in rule.match.check(Facts("CAM-1", "/srv/in", "a.mp4", tuesday)))
     assert any(
-        "folder" in m for m in rule.match.check(Job("CAM-1", "/srv/inbox", "a.mp4", monday_noon))
+        "folder" in m for m in rule.match.check(Facts("CAM-1", "/srv/inbox", "a.mp4", monday_noon))
     )
-    assert any("file" in m for m in rule.match.check(Job("CAM-1", "/srv/in", "a.mkv", monday_noon)))
+    assert any("file" in m for m in rule.match.check(Facts("CAM-1", "/srv/in", "a.mkv", monday_noon)))
 
 
 def test_night_window_spans_midnight_and_equal_times_mean_all_day() -> None:
@@ -109,10 +110,10 @@ def test_night_window_spans_midnight_and_equal_times_mean_all_day() -> None:
     """)
     ).rules.rules
     night, sunday = rules[0].match, rules[1].match
-    assert night.check(Job(when=datetime(2026, 11, 27, 23, 0))) == []  # Friday 23:00
-    assert night.check(Job(when=datetime(2026, 11, 28, 5, 0))) == []  # early Saturday: Friday's
-    assert night.check(Job(when=datetime(2026, 11, 29, 5, 0)))  # early Sunday: Saturday's night
-    assert sunday.check(Job(when=datetime(2026, 11, 29, 13, 37))) == []
+    assert night.check(Facts(when=datetime(2026, 11, 27, 23, 0))) == []  # Friday 23:00
+    assert night.check(Facts(when=datetime(2026, 11, 28, 5, 0))) == []  # early Saturday: Friday's
+    assert night.check(Facts(when=datetime(2026, 11, 29, 5, 0)))  # early Sunday: Saturday's night
+    assert sunday.check(Facts(when=datetime(2026, 11, 29, 13, 37))) == []
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from privmask.daemon.rulebook import RuleBook
+from privmask.daemon.rulebook import RuleBook, current_snapshot, publish
 from privmask.rules.files import RuleFileError
-from privmask.rules.match import Job
+from privmask.rules.match import Facts
 
 FACES = "version: 1\nrules:\n  - {name: faces, targets: {face: {}}}\n"
 PEOPLE = "version: 1\nrules:\n  - {name: people, match: {cameras: [GATE]}, targets: {person: {}}}\n"
@@ -34,7 +34,7 @@ def test_reloads_valid_changes_and_keeps_the_last_good_set(tmp_path: Path) -> No
 
         (tmp_path / "b.yaml").write_text(PEOPLE)  # a new file
         assert eventually(lambda: len(book.current.rules) == 2)
-        assert book.current.decide(Job(camera="GATE")).rule.rule.name == "people"
+        assert book.current.decide(Facts(camera="GATE")).rule.rule.name == "people"
         good = book.current
 
         (tmp_path / "a.yaml").write_text(
@@ -80,3 +80,25 @@ def test_a_job_keeps_the_set_it_started_with(tmp_path: Path) -> None:
         (tmp_path / "a.yaml").write_text(PEOPLE)
         assert eventually(lambda: book.current is not taken)
         assert [r.rule.name for r in taken.rules] == ["faces"]  # unchanged for that job
+
+
+def test_snapshots_are_published_whole_for_workers(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(FACES)
+    snapshots = tmp_path / "rulesets"
+    with RuleBook(rules, settle_seconds=0.1, snapshots=snapshots) as book:
+        first = book.current
+        assert current_snapshot(snapshots).digest == first.digest
+        (rules / "a.yaml").write_text(PEOPLE)
+        assert eventually(lambda: book.current is not first)
+    second = book.current
+    assert current_snapshot(snapshots).digest == second.digest
+    assert (snapshots / "current").read_text() == second.digest
+    # one folder per set and the pointer: no scratch folder or temporary pointer left
+    assert sorted(p.name for p in snapshots.iterdir()) == sorted(
+        [first.digest, second.digest, "current"]
+    )
+    publish(first, snapshots)  # a set published before: only the pointer moves back
+    assert current_snapshot(snapshots).digest == first.digest
+    assert len(list(snapshots.iterdir())) == 3
