@@ -44,7 +44,7 @@ def scrub(text: str, url: str) -> str:
     text = text.replace(url, redact(url))
     try:
         parts = urlsplit(url)
-        secrets = [parts.password or "", parts.username if parts.password else ""]
+        secrets = [parts.password or "", (parts.username or "") if parts.password else ""]
         secrets += [
             v for k, v in parse_qsl(parts.query, keep_blank_values=True)
             if k.lower() in SECRET_QUERY_KEYS
