@@ -8,12 +8,18 @@ that `privmask run` works out of the box. Every key has a description: the key t
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
+from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
+from privmask.rules import yamlfile
 from privmask.rules.base import StrictModel
 from privmask.rules.schema import SecretRef
 from privmask.rules.secret import SecretSource
@@ -75,8 +81,7 @@ class CamerasSpec(StrictModel):
     )
     interface: str | None = Field(
         default=None,
-        description="IPv4 address of the interface to probe from; none: the routing table's "
-        "choice",
+        description="IPv4 address of the interface to probe from; none: the routing table's choice",
     )
     timeout: float = Field(
         default=3.0, gt=0, le=60, description="seconds to wait for discovery answers"
@@ -84,7 +89,8 @@ class CamerasSpec(StrictModel):
     secrets: str | None = Field(
         default=None,
         description="camera credentials file (mode 600); keys: camera id, `host:port`, host, "
-        'serial, endpoint or `"*"`',
+        'serial or endpoint; `"*"` is the default for `streams` only, never sent to a '
+        "camera found by discovery",
     )
     streams: list[StreamSpec] = Field(
         default_factory=list, description="cameras known by URL, without discovery"
@@ -106,6 +112,16 @@ class ConfigFile(StrictModel):
         default=None,
         description="where rejected clips are copied, each with `reason.json`; none: "
         "`privmask/quarantine` (flag `--quarantine`)",
+    )
+    quarantine_group_readable: bool = Field(
+        default=False,
+        description="quarantine folders 750 and files 640 instead of 700 and 600, for a group "
+        "of reviewers (give the folder that group and its setgid bit)",
+    )
+    outbox_mount_point: bool = Field(
+        default=False,
+        description="the outbox must be a mount point (a share): while it is not, the daemon "
+        "waits instead of writing packages onto the local disk beneath it",
     )
     state: str | None = Field(
         default=None,
@@ -146,9 +162,7 @@ class ConfigFile(StrictModel):
         description="period of the full reconciliation scan, which also finds clips that "
         "arrived while the daemon was down",
     )
-    done_marker: bool = Field(
-        default=False, description="take `FILE` only once `FILE.done` exists"
-    )
+    done_marker: bool = Field(default=False, description="take `FILE` only once `FILE.done` exists")
     retry: RetrySpec = Field(default_factory=RetrySpec, description="retries of failed jobs")
     limits: LimitsSpec = Field(
         default_factory=LimitsSpec, description="a clip beyond any limit is quarantined"
@@ -156,6 +170,19 @@ class ConfigFile(StrictModel):
     cameras: CamerasSpec = Field(
         default_factory=CamerasSpec, description="ONVIF discovery and live streams"
     )
+    timezone: str | None = Field(
+        default=None,
+        description="the site's time zone, an IANA name such as `Europe/Berlin`: rules match "
+        "`times` and `dates` on recording times as this clock shows them, and package names "
+        "carry them; none: the host's zone (`$TZ`, else `/etc/localtime`)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        if name is not None:
+            zone_named(name)
+        return name
 
 
 @dataclass(frozen=True)
@@ -172,6 +199,8 @@ class Config:
     inboxes: tuple[Inbox, ...]
     outbox: Path
     quarantine: Path
+    quarantine_group_readable: bool
+    outbox_mount_point: bool
     state: Path
     rules: Path | None
     password: SecretSource | None
@@ -185,6 +214,7 @@ class Config:
     backoff_seconds: float
     limits: LimitsSpec
     cameras: CamerasSpec
+    timezone: tzinfo  # the site's clock: recording times, rule times, package names
 
     @property
     def journal_path(self) -> Path:
@@ -211,20 +241,7 @@ def load_config(
     workers: int | None = None,
 ) -> Config:
     """Read `path` (or nothing: the embedded default), then apply the flags given."""
-    raw = ConfigFile()
-    if path is not None:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            raw = ConfigFile.model_validate(data)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"{path}: {where}: {message}") from None
+    raw = ConfigFile() if path is None else read_config_file(path)
     specs = [InboxSpec(path=s) if isinstance(s, str) else s for s in raw.inboxes]
     boxes = tuple(Inbox(Path(s.path).absolute(), s.camera, s.poll) for s in specs)
     if inboxes:
@@ -240,6 +257,8 @@ def load_config(
         inboxes=boxes,
         outbox=(outbox or Path(raw.outbox or DEFAULT_ROOT / "outbox")).absolute(),
         quarantine=(quarantine or Path(raw.quarantine or DEFAULT_ROOT / "quarantine")).absolute(),
+        quarantine_group_readable=raw.quarantine_group_readable,
+        outbox_mount_point=raw.outbox_mount_point,
         state=(state or Path(raw.state or DEFAULT_ROOT / "state")).absolute(),
         rules=rules or (Path(raw.rules) if raw.rules else None),
         password=password,
@@ -253,9 +272,86 @@ def load_config(
         backoff_seconds=raw.retry.backoff_seconds,
         limits=raw.limits,
         cameras=raw.cameras,
+        timezone=zone_named(raw.timezone) if raw.timezone is not None else host_timezone(),
     )
     _check_nesting(config)
     return config
+
+
+def read_config_file(path: Path) -> ConfigFile:
+    """The file, validated; every problem is one line naming the file (and line, where the
+    parser knows it)."""
+    try:
+        _, data = yamlfile.load(yamlfile.read_text(path, "a config file"))
+        return ConfigFile.model_validate(data or {})
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except yamlfile.YamlLimitError as exc:
+        raise ConfigError(f"{path}:{exc.line}:{exc.column}: {exc.message}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}{where}: not valid YAML: {reason}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {where}: {message}") from None
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA zone `name`; ValueError with the message a user reads otherwise."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
+        raise ValueError(
+            f"unknown time zone {name!r}; give an IANA name such as Europe/Berlin"
+        ) from None
+
+
+def host_timezone(
+    environ: Mapping[str, str] = os.environ,
+    localtime: Path = Path("/etc/localtime"),
+    timezone_file: Path = Path("/etc/timezone"),
+) -> tzinfo:
+    """The zone this host's clock shows, by name (worker processes get it pickled, and only
+    a named zone pickles): `$TZ` when it names one; the zone /etc/localtime links to;
+    /etc/timezone (Debian); the zone whose data /etc/localtime holds; else UTC, as glibc."""
+    link = os.path.realpath(localtime) if localtime.is_symlink() else ""
+    candidates = [
+        environ.get("TZ", "").removeprefix(":"),
+        link.partition("zoneinfo/")[2],
+        _first_line(timezone_file),
+    ]
+    for name in filter(None, candidates):
+        with contextlib.suppress(ValueError):
+            return zone_named(name)
+    return _zone_with_data(localtime) or UTC
+
+
+def _first_line(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _zone_with_data(path: Path) -> ZoneInfo | None:
+    """The named zone whose data file is byte for byte `path` (a copied /etc/localtime)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    for name in sorted(available_timezones()):
+        for root in TZPATH:
+            candidate = Path(root, name)
+            with contextlib.suppress(OSError):
+                if candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
+                    return ZoneInfo(name)
+    return None
 
 
 def _check_nesting(config: Config) -> None:

@@ -1,8 +1,9 @@
 """Reading rule files: YAML in, validated `RuleFile` out, every error with file, line, column.
 
-YAML is parsed twice over the same text: once into nodes, which keep their positions, and
-once into plain data for pydantic. A pydantic error's location (a path of keys and indices)
-is then walked down the node tree to the line and column an integrator must look at.
+The text is read and parsed within bounds (`rules.yamlfile`: size, nesting, aliases), once,
+into nodes, which keep their positions, and the plain data pydantic validates. A pydantic
+error's location (a path of keys and indices) is then walked down the node tree to the line
+and column an integrator must look at.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from privmask.rules.schema import RuleFile
+from privmask.rules.yamlfile import YamlLimitError, load, read_text
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ class Located:
 
 def load_rule_file(path: Path) -> Located:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "a rule file")
+    except YamlLimitError as exc:
+        raise RuleFileError([Problem(str(path), exc.line, exc.column, exc.message)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError([Problem(str(path), 1, 1, f"cannot read: {exc}")]) from None
     return parse_rules(text, str(path))
@@ -70,8 +74,9 @@ def load_rule_file(path: Path) -> Located:
 
 def parse_rules(text: str, path: str = "<rules>") -> Located:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = load(text)
+    except YamlLimitError as exc:
+        raise RuleFileError([Problem(path, exc.line, exc.column, exc.message)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)

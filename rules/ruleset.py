@@ -35,8 +35,6 @@ class OutputPlan:
     destination: str | None
     name_template: str
     password: SecretSource | None
-    escrow_recipients: tuple[str, ...]  # reserved: nothing escrows yet (custody issue)
-    retention_days: int | None  # reserved: nothing deletes originals yet (custody issue)
 
 
 @dataclass(frozen=True)
@@ -201,8 +199,6 @@ def compile_output(rule: Rule) -> OutputPlan:
         destination=out.destination,
         name_template=out.name,
         password=out.password.to_source() if out.password else None,
-        escrow_recipients=tuple(out.escrow),
-        retention_days=rule.retention.originals_days,
     )
 
 
@@ -213,6 +209,13 @@ def _warnings(located: list[Located], placed: list[PlacedRule]) -> list[Problem]
             warnings.append(file.problem(["rules"], "this file has no rules", warning=True))
     by_path = {file.path: file for file in located}
     today = date.today()
+    # per distinct match, the rule that wins whenever any of them applies (one pass: a large
+    # set must not cost rules x rules comparisons)
+    best: dict[str, PlacedRule] = {}
+    for rule in placed:
+        key = rule.rule.match.model_dump_json()
+        if key not in best or rule.rank > best[key].rank:
+            best[key] = rule
     for rule in placed:
         file = by_path[rule.path]
         dates = rule.rule.match.dates
@@ -230,24 +233,23 @@ def _warnings(located: list[Located], placed: list[PlacedRule]) -> list[Problem]
                     ["rules", rule.index], f"rule {rule.rule.name} masks nothing", warning=True
                 )
             )
-        for other in placed:
-            # same criteria and no higher rank: whenever `rule` applies, `other` wins
-            if other is not rule and other.rule.match == rule.rule.match and other.rank > rule.rank:
-                warnings.append(
-                    file.problem(
-                        ["rules", rule.index, "name"],
-                        f"rule {rule.rule.name} can never apply: "
-                        f"{other.label} has the same match and wins",
-                        warning=True,
-                    )
+        winner = best[rule.rule.match.model_dump_json()]
+        if winner is not rule:  # same criteria, higher rank: whenever `rule` applies, it wins
+            warnings.append(
+                file.problem(
+                    ["rules", rule.index, "name"],
+                    f"rule {rule.rule.name} can never apply: "
+                    f"{winner.label} has the same match and wins",
+                    warning=True,
                 )
-                break
+            )
     return warnings
 
 
 def secret_problems(ruleset: RuleSet) -> list[Problem]:
     """Password references that point at nothing (checked without reading any secret)."""
     problems = []
+    files: dict[str, Located] = {}  # each file read again once, to point at the key
     for placed in ruleset.rules:
         ref = placed.rule.output.password
         if ref is None:
@@ -255,7 +257,8 @@ def secret_problems(ruleset: RuleSet) -> list[Problem]:
         found = _missing_secret(ref.to_source())
         if found:
             message, warning = found
-            located = load_rule_file(Path(placed.path))
+            located = files.get(placed.path) or load_rule_file(Path(placed.path))
+            files[placed.path] = located
             location = ["rules", placed.index, "output", "password", ref.kind]
             problems.append(located.problem(location, message, warning))
     return problems

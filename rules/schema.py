@@ -7,9 +7,9 @@ Every key has a description: the key tables of `docs/rules.md` are generated fro
 
 from __future__ import annotations
 
-import re
 import string
-from typing import Literal
+from collections import Counter
+from typing import Literal, NoReturn
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,7 +20,14 @@ from privmask.rules.secret import SECRET_KINDS, SecretError, SecretKind, SecretS
 
 SCHEMA_VERSION = 1
 NAME_FIELDS = frozenset({"camera", "date", "time", "id", "hash"})
-AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+# Keys kept in the schema so that giving one is refused by name, not as an unknown key:
+# a site must not believe originals are escrowed or deleted while nothing does it.
+REFUSED = "not implemented yet: a rule file that gives it is refused (see the custody issue)."
+
+
+def not_implemented(consequence: str) -> str:
+    """The one line that refuses a reserved key (checked before its value)."""
+    return f"not implemented yet: {consequence} (see the custody issue); remove this key"
 
 
 class RegionSpec(StrictModel):
@@ -192,9 +199,7 @@ class Output(StrictModel):
     )
     escrow: list[str] = Field(
         default_factory=list,
-        description="reserved: not implemented yet; see the custody issue. Age public keys "
-        "(`age1...`) the original is to be encrypted to: they are checked, but nothing is "
-        "escrowed yet",
+        description=f"{REFUSED} Age public keys (`age1...`) the original is to be encrypted to",
     )
 
     @field_validator("name")
@@ -209,13 +214,10 @@ class Output(StrictModel):
             raise ValueError("a name template must not contain a path separator")
         return template
 
-    @field_validator("escrow")
+    @field_validator("escrow", mode="before")
     @classmethod
-    def _age_keys(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            if not AGE_RECIPIENT.fullmatch(key):
-                raise ValueError(f"{key[:12]}... is not an age public key (age1 + 58 characters)")
-        return keys
+    def _no_escrow_yet(cls, keys: object) -> NoReturn:
+        raise ValueError(not_implemented("nothing would be escrowed"))
 
 
 class LiveSpec(StrictModel):
@@ -246,14 +248,13 @@ class LiveSpec(StrictModel):
 
 
 class Retention(StrictModel):
-    """Reserved for the custody work: accepted and checked, not acted on yet."""
+    """Reserved for the custody work: a rule file that gives it is refused until then."""
 
     originals_days: int | None = Field(
         default=None,
         ge=1,
         le=3650,
-        description="reserved: not implemented yet; see the custody issue. Days an escrowed "
-        "original is to be kept: nothing deletes originals yet",
+        description=f"{REFUSED} Days an escrowed original is to be kept",
     )
 
 
@@ -279,12 +280,16 @@ class Rule(StrictModel):
         default_factory=Output, description="where results go and how they are protected"
     )
     retention: Retention = Field(
-        default_factory=Retention,
-        description="reserved: not implemented yet; see the custody issue",
+        default_factory=Retention, description=f"{REFUSED} How long originals are kept"
     )
     live: LiveSpec | None = Field(
         default=None, description="mask the live stream of the cameras the rule matches"
     )
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _no_retention_yet(cls, value: object) -> NoReturn:
+        raise ValueError(not_implemented("nothing would delete originals"))
 
 
 class RuleFile(StrictModel):
@@ -293,8 +298,8 @@ class RuleFile(StrictModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> RuleFile:
-        names = [r.name for r in self.rules]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(r.name for r in self.rules)
+        duplicates = sorted(n for n, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"rule names must be unique in a file: {duplicates}")
         return self

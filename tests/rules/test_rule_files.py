@@ -41,8 +41,6 @@ rules:
       destination: /srv/out
       name: "{camera}-{date}-{id}"
       password: {env: SITE_PASSWORD}
-      escrow: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
-    retention: {originals_days: 90}
 """
 
 
@@ -72,8 +70,6 @@ def test_every_key_is_read_into_the_plans() -> None:
     assert (plan.selection.masks(4), plan.selection.masks(5)) == (False, True)
     assert output.destination == "/srv/out" and output.name_template == "{camera}-{date}-{id}"
     assert output.password == SecretSource("env", "SITE_PASSWORD")
-    assert output.escrow_recipients[0].startswith("age1ql3z")
-    assert output.retention_days == 90
     assert rule.priority == 3 and rule.match.specificity == 5
 
 
@@ -93,7 +89,9 @@ def test_match_criteria() -> None:
     assert any(
         "folder" in m for m in rule.match.check(Facts("CAM-1", "/srv/inbox", "a.mp4", monday_noon))
     )
-    assert any("file" in m for m in rule.match.check(Facts("CAM-1", "/srv/in", "a.mkv", monday_noon)))
+    assert any(
+        "file" in m for m in rule.match.check(Facts("CAM-1", "/srv/in", "a.mkv", monday_noon))
+    )
 
 
 def test_night_window_spans_midnight_and_equal_times_mean_all_day() -> None:
@@ -142,8 +140,12 @@ def test_night_window_spans_midnight_and_equal_times_mean_all_day() -> None:
          "rules.0.output.password: input should be a valid dictionary"),
         ("version: 1\nrules:\n  - name: a\n    output: {name: \"{source_name}\"}\n",
          "unknown name field(s) ['source_name']"),
-        ("version: 1\nrules:\n  - name: a\n    output: {escrow: [ssh-rsa AAAA]}\n",
-         "is not an age public key"),
+        ("version: 1\nrules:\n  - name: a\n    output: {escrow: []}\n",
+         "site.yaml:4:14: error: rules.0.output.escrow: not implemented yet: nothing would be "
+         "escrowed (see the custody issue); remove this key"),
+        ("version: 1\nrules:\n  - name: a\n    retention: {originals_days: 99999}\n",
+         "site.yaml:4:5: error: rules.0.retention: not implemented yet: nothing would delete "
+         "originals (see the custody issue); remove this key"),
         ("version: 1\nrules:\n  - name: a\n    match: {dates: [{from: 2026-05-01, to: 2026-04-01}]}\n",
          "date window ends (2026-04-01) before it starts (2026-05-01)"),
         ("version: 1\nrules:\n  - {name: a}\n  - {name: a}\n", "rule names must be unique"),

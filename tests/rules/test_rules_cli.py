@@ -151,3 +151,31 @@ def test_redact_with_bad_rules_fails_before_any_work(tmp_path: Path, what: str) 
     assert result.returncode == 1
     assert f"{rules}:" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+RESERVED = {
+    "retention": "    retention: {originals_days: 30}\n",
+    "escrow": "    output: {escrow: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]}\n",
+}
+
+
+@pytest.mark.parametrize("key", sorted(RESERVED))
+def test_check_and_the_daemon_refuse_keys_that_do_nothing_yet(tmp_path: Path, key: str) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    site = rules / "site.yaml"
+    site.write_text("version: 1\nrules:\n  - name: a\n    targets: {face: {}}\n" + RESERVED[key])
+    column = 5 if key == "retention" else 14
+    expected = f"{site}:5:{column}: error: "
+    check = privmask("rules", "check", rules)
+    assert check.returncode == 1
+    (line,) = [x for x in check.stderr.splitlines() if x.startswith(expected)]
+    assert "not implemented yet" in line and "custody" in line and "remove" in line
+    folders = {name: tmp_path / name for name in ("inbox", "outbox")}
+    for folder in folders.values():
+        folder.mkdir()
+    run = privmask("run", "--rules", rules, "--inbox", folders["inbox"], "--outbox",
+                   folders["outbox"], "--state", tmp_path / "state", "--quarantine",
+                   tmp_path / "quarantine")  # fmt: skip
+    assert run.returncode == 1
+    assert line in run.stderr.splitlines() and "Traceback" not in run.stderr
