@@ -168,8 +168,9 @@ def _root_identity(root: Path) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
-def _walk(root: Path, recursive: bool) -> Iterator[Path]:
-    """Regular, non-temporary files below `root`; temporary folders are not entered.
+def _walk(root: Path, recursive: bool, others: list[Path] | None = None) -> Iterator[Path]:
+    """Regular, non-temporary files below `root`; temporary folders are not entered, nor
+    linked ones. Entries that are neither (links, pipes) are added to `others`.
     Raises OSError when the root itself cannot be listed."""
     pending = [root]
     first = True
@@ -191,6 +192,8 @@ def _walk(root: Path, recursive: bool) -> Iterator[Path]:
                         pending.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=False):
                     yield Path(entry.path)
+                elif others is not None:
+                    others.append(Path(entry.path))
             except OSError:
                 continue
 
@@ -224,6 +227,7 @@ class FolderWatcher:
         self._armed_identity: dict[Path, tuple[int, int]] = {}
         self._status: dict[Path, str] = {}
         self._had_files: dict[Path, bool] = {}
+        self._left_alone: list[Path] = []
         self._running = False
 
     def uses_polling(self, root: Path) -> bool:
@@ -290,18 +294,27 @@ class FolderWatcher:
         root_status(); while running, re-arms the watcher of a root that came back (or was
         replaced by a new folder of the same name)."""
         found: list[Path] = []
+        others: list[Path] = []
         for root in self.roots:
-            files = self._scan_root(root)
+            files = self._scan_root(root, others)
             if files is not None:
                 found.extend(files)
+        with self._lock:
+            self._left_alone = sorted(others)
         return sorted(found)
 
-    def _scan_root(self, root: Path) -> list[Path] | None:
+    def left_alone(self) -> list[Path]:
+        """What the last scan found that is neither a folder nor a regular file (links,
+        named pipes): never announced, for the caller to say why."""
+        with self._lock:
+            return list(self._left_alone)
+
+    def _scan_root(self, root: Path, others: list[Path]) -> list[Path] | None:
         identity = _root_identity(root)
         files: list[Path] | None = None
         if identity is not None:
             try:
-                files = list(_walk(root, self._recursive))
+                files = list(_walk(root, self._recursive, others))
             except OSError:
                 files = None
         with self._lock:

@@ -1,17 +1,25 @@
 """Intake: a file's way from announced to queued (or quarantined).
 
-announce -> stable -> identity -> hash -> validate -> enqueue, or quarantine with a reason.
+announce -> stable -> open -> identity -> limits -> hash -> validate -> enqueue, or quarantine
+with a reason.
 
 Recorders, VMS exports and file copies over SMB write a clip over seconds or minutes, often
 under a temporary name that is renamed at the end, sometimes in place with no sign of when
 they are done. A file is only taken once its name is final and its size, mtime and inode
 have stayed the same for a quiet window (or, in marker mode, once `clip.mp4.done` exists).
-`is_stable` and `done_marker_ready` are pure decisions; `StabilityTracker` stat()s; `Intake`
+`is_stable` and `done_marker_ready` are pure decisions; `StabilityTracker` lstat()s; `Intake`
 runs the whole way on the service's main thread, fed by the folder watchers' threads.
+
+Whoever writes to an inbox is not trusted. Only a regular file inside the inbox is opened,
+never through a link in any part of its path (`adapters.untrusted`); a link, a folder or a
+pipe is logged once and left where it is. The descriptor opened is checked to be the file
+whose quiet window was judged, and everything after (hash, validation, the quarantine copy)
+reads that descriptor. Limits that need only the size are checked before any byte is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -22,13 +30,19 @@ from pathlib import Path
 
 import structlog
 
-from privmask.adapters.models import sha256_of
-from privmask.adapters.validate import Limits, ValidationError, validate
+from privmask.adapters.untrusted import (
+    NotRegularFile,
+    entry_kind,
+    open_regular,
+    sha256_of_descriptor,
+)
+from privmask.adapters.validate import Limits, Rejection, ValidationError, check_size, validate
 
 # the temporary-name rule is shared with the folder watcher, which is the lower layer
 from privmask.adapters.watch import TEMP_PATTERNS, FolderWatcher, is_temporary, needs_polling
 from privmask.daemon.config import Config
 from privmask.daemon.journal import FileIdentity, Journal
+from privmask.daemon.quarantine import quarantine
 
 log = structlog.get_logger("privmask.intake")
 
@@ -43,10 +57,12 @@ __all__ = [
     "observe_file",
 ]
 
+_IGNORED_REMEMBERED = 10_000  # links and the like logged already; forgotten past this many
+
 
 @dataclass(frozen=True)
 class Observation:
-    """One stat() of a candidate file; `at` is on the tracker's (monotonic) clock."""
+    """One lstat() of a candidate file; `at` is on the tracker's (monotonic) clock."""
 
     identity: FileIdentity  # what must not change while a file is quiet
     at: float
@@ -57,18 +73,20 @@ class Observation:
 
 
 def is_stable(history: Sequence[Observation], quiet_seconds: float, now: float) -> bool:
-    """True when the file is non-empty and its size, mtime and inode have not changed for at
-    least `quiet_seconds`, counted from the earliest observation of the current identity
-    (the unbroken run at the end of `history`, which is in time order) to `now`.
+    """True when the file's size, mtime and inode have not changed for at least
+    `quiet_seconds`, counted from the earliest observation of the current identity (the
+    unbroken run at the end of `history`, which is in time order) to `now`.
 
     At least two looks at the current identity are required: a single stat() says nothing
     about whether the file changed afterwards.
+
+    An empty file is stable by the same rule, and is then quarantined as `empty` (a failed
+    export). Waiting longer would only delay that report: a writer that fills the file
+    later gives it a new size and mtime, a new identity, taken in as a new file.
     """
     if not history:
         return False
     latest = history[-1]
-    if latest.size <= 0:
-        return False
     run_start, looks = latest, 0
     for observation in reversed(history):
         if observation.identity != latest.identity:
@@ -78,9 +96,10 @@ def is_stable(history: Sequence[Observation], quiet_seconds: float, now: float) 
 
 
 def observe_file(path: Path, at: float) -> Observation | None:
-    """stat() `path`; None when it is gone, unreadable, or not a regular file."""
+    """lstat() `path`; None when it is gone, unreadable, or not a regular file (a link is
+    not followed: it is a link, not a file)."""
     try:
-        info = path.stat()
+        info = os.lstat(path)
     except OSError:
         return None
     if not stat.S_ISREG(info.st_mode):
@@ -113,14 +132,21 @@ class StabilityTracker:
     def __len__(self) -> int:
         return len(self._history)
 
-    def observe(self, path: Path) -> None:
-        """Record one stat() of `path`; forget it if it vanished or is not a regular file."""
+    def observe(self, path: Path) -> str | None:
+        """Record one lstat() of `path`; forget it if it vanished or is not a regular file.
+        Returns what it is when it is there but is not a regular file ("symbolic link",
+        "folder" ...), for the caller to say why it is left alone; else None."""
         if is_temporary(path.name):
-            return
-        observation = observe_file(path, self._clock())
-        if observation is None:
+            return None
+        try:
+            info = os.lstat(path)
+        except OSError:
             self.forget(path)
-            return
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            self.forget(path)
+            return entry_kind(info.st_mode)
+        observation = Observation(identity_of(path, info), at=self._clock())
         history = self._history.setdefault(path, [])
         if history and history[-1].identity != observation.identity:
             history.clear()  # the file changed: the quiet window starts again
@@ -129,16 +155,18 @@ class StabilityTracker:
             history[-1] = observation
         else:
             history.append(observation)
+        return None
 
-    def ready(self) -> list[Path]:
-        """Paths that are stable now, removed from tracking. Each tracked path is looked at
-        once more first, so that a change since the last event is never missed."""
+    def ready(self) -> list[FileIdentity]:
+        """The files that are stable now, as judged (path, size, mtime, inode), removed from
+        tracking. Each tracked path is looked at once more first, so that a change since the
+        last event is never missed."""
         found = []
         for path in list(self._history):
             self.observe(path)
             history = self._history.get(path)
             if history and is_stable(history, self.quiet_seconds, self._clock()):
-                found.append(path)
+                found.append(history[-1].identity)
                 del self._history[path]
         return sorted(found)
 
@@ -158,11 +186,21 @@ def done_marker_ready(path: Path, marker_suffix: str = ".done") -> bool:
 Quarantine = Callable[[str, int, str, str], None]  # (source, job id, code, reason)
 
 
+@dataclass(frozen=True)
+class _Inbox:
+    path: Path
+    camera: str | None
+
+
 class Intake:
     """The inboxes' watchers, the stability tracker, and the taking of complete files."""
 
-    def __init__(self, config: Config, journal: Journal, quarantine: Quarantine) -> None:
-        self.config, self.journal, self._quarantine = config, journal, quarantine
+    def __init__(
+        self, config: Config, journal: Journal, quarantine: Quarantine | None = None
+    ) -> None:
+        # `quarantine` is not used: intake quarantines what it rejects itself, from the
+        # descriptor it judged (a callback that takes a path would open the name again)
+        self.config, self.journal = config, journal
         self.quiet_seconds = max(
             config.network_quiet_seconds if needs_polling(i.path, i.poll) else config.quiet_seconds
             for i in config.inboxes
@@ -171,7 +209,12 @@ class Intake:
         self.watchers = [
             FolderWatcher([inbox.path], self.announce, poll=inbox.poll) for inbox in config.inboxes
         ]
-        self.cameras = {inbox.path: inbox.camera for inbox in config.inboxes}
+        # deepest first: with nested inboxes, the most specific one says which camera
+        self._inboxes = sorted(
+            (_Inbox(Path(os.path.abspath(i.path)), i.camera) for i in config.inboxes),
+            key=lambda inbox: len(inbox.path.parts),
+            reverse=True,
+        )
         limits = config.limits
         self.limits = Limits(
             max_bytes=int(limits.max_gigabytes * (1 << 30)),
@@ -180,6 +223,7 @@ class Intake:
             max_height=limits.max_height,
         )
         self._announced: list[Path] = []
+        self._ignored: dict[Path, tuple[int, int]] = {}  # logged already: (inode, mtime)
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -203,57 +247,137 @@ class Intake:
                     log.warning("inbox_paused", inbox=str(root), status=status)
             for path in watcher.scan():
                 try:
-                    info = path.stat()
+                    info = os.lstat(path)
                 except OSError:
                     continue
                 if not self.journal.seen(identity_of(path, info)):
                     self.announce(path)
+            for path in watcher.left_alone():
+                self._ignore_entry(path)
 
     def tick(self) -> None:
         """Look at what was announced; take every file that has become complete."""
         with self._lock:
             announced, self._announced = self._announced, []
         for path in announced:
-            self.tracker.observe(path)
-        for path in self.tracker.ready():
-            if self.config.done_marker and not done_marker_ready(path):
+            kind = self.tracker.observe(path)
+            if kind is not None:
+                self._ignore(path, kind)
+        for judged in self.tracker.ready():
+            if self.config.done_marker and not done_marker_ready(Path(judged.path)):
                 continue
             try:
-                self.take(path)
+                self.take(judged)
             except Exception as exc:  # one bad file must not stop the service
-                log.error("intake_failed", source=str(path), error=str(exc))
+                log.error("intake_failed", source=judged.path, error=str(exc))
 
-    def take(self, path: Path) -> None:
-        """A complete file: hash, validate and queue it, or quarantine it."""
+    def _inbox_of(self, path: Path) -> _Inbox | None:
+        """The most specific inbox that `path` is in."""
+        return next((inbox for inbox in self._inboxes if inbox.path in path.parents), None)
+
+    def take(self, judged: FileIdentity) -> None:
+        """A file judged complete: hash, validate and queue it, or quarantine it."""
+        path = Path(judged.path)
         if is_temporary(path.name) or (self.config.done_marker and path.suffix == ".done"):
             return  # markers say another file is ready; they are not clips
-        try:
-            identity = identity_of(path, path.stat())
-        except OSError:
-            return  # gone again
-        if self.journal.seen(identity):
+        inbox = self._inbox_of(path)
+        if inbox is None or self.journal.seen(judged):
             return
-        inbox = next((root for root in self.cameras if root in path.parents), path.parent)
         try:
-            digest = sha256_of(path)
-            after = identity_of(path, path.stat())
-        except OSError as exc:  # unreadable or gone: looked at again on the next scan
+            fd = open_regular(path, inbox.path)
+        except NotRegularFile as exc:
+            self._ignore(Path(exc.filename), exc.kind)
+            return
+        except FileNotFoundError:
+            return  # gone again
+        except OSError as exc:  # unreadable: looked at again on the next scan
             log.warning("clip_unreadable", source=str(path), error=exc.strerror)
             return
-        if after != identity:
+        try:
+            self._take_open(path, fd, judged, inbox)
+        finally:
+            os.close(fd)
+
+    def _take_open(self, path: Path, fd: int, judged: FileIdentity, inbox: _Inbox) -> None:
+        info = os.fstat(fd)
+        if identity_of(path, info) != judged:
+            self.tracker.observe(path)  # another file under the name: its window starts now
+            return
+        try:
+            check_size(path.name, info.st_size, self.limits)
+        except ValidationError as exc:
+            digest = sha256_of_descriptor(fd) if info.st_size == 0 else _unhashed(info)
+            self._reject(path, fd, judged, inbox, digest, exc.rejection)
+            return
+        try:
+            digest = sha256_of_descriptor(fd)
+            after = identity_of(path, os.fstat(fd))
+        except OSError as exc:  # a read error: looked at again on the next scan
+            log.warning("clip_unreadable", source=str(path), error=exc.strerror)
+            return
+        if after != judged:
             self.tracker.observe(path)  # it changed while we read it: not complete after all
             return
-        folder = str(path.parent)
         try:
-            validate(path, self.limits)
+            validate(path, self.limits, fd=fd)
         except ValidationError as exc:
-            rejection = exc.rejection
-            job = self.journal.quarantine_file(identity, digest, folder, rejection.reason)
-            self._quarantine(str(path), job.id, rejection.code, rejection.reason)
-            log.warning("clip_rejected", job=job.id, code=rejection.code, reason=rejection.reason)
+            self._reject(path, fd, judged, inbox, digest, exc.rejection)
             return
-        job, created = self.journal.enqueue(identity, digest, folder, self.cameras.get(inbox))
+        folder = str(path.parent)
+        job, created = self.journal.enqueue(judged, digest, folder, inbox.camera)
         if created:
-            log.info("clip_queued", job=job.id, source=str(path), bytes=identity.size)
+            log.info("clip_queued", job=job.id, source=str(path), bytes=judged.size)
         else:
             log.info("clip_duplicate", source=str(path), sha256=digest[:16])
+
+    def _reject(
+        self,
+        path: Path,
+        fd: int,
+        judged: FileIdentity,
+        inbox: _Inbox,
+        digest: str,
+        rejection: Rejection,
+    ) -> None:
+        """Record the rejection, then copy the file judged (or, over the size limit, keep a
+        reference to it) beside its reason. A failed copy is recorded in the journal all the
+        same, and made again at the next start."""
+        folder = str(path.parent)
+        job = self.journal.quarantine_file(judged, digest, folder, rejection.reason, inbox.camera)
+        try:
+            quarantine(
+                path,
+                self.config.quarantine,
+                job.id,
+                rejection.code,
+                rejection.reason,
+                fd=fd,
+                max_copy_bytes=self.limits.max_bytes,
+            )
+        except OSError as exc:
+            log.error("quarantine_copy_failed", job=job.id, error=str(exc))
+        log.warning("clip_rejected", job=job.id, code=rejection.code, reason=rejection.reason)
+
+    def _ignore_entry(self, path: Path) -> None:
+        with contextlib.suppress(OSError):  # gone: nothing to say
+            self._ignore(path, entry_kind(os.lstat(path).st_mode))
+
+    def _ignore(self, path: Path, kind: str) -> None:
+        """Log, once for as long as it stays the same, an inbox entry that is left alone."""
+        try:
+            info = os.lstat(path)
+            seen = (info.st_ino, info.st_mtime_ns)
+        except OSError:
+            seen = (0, 0)
+        if self._ignored.get(path) == seen:
+            return
+        if len(self._ignored) >= _IGNORED_REMEMBERED:
+            self._ignored.clear()
+        self._ignored[path] = seen
+        log.warning("inbox_entry_ignored", source=str(path), kind=kind)
+
+
+def _unhashed(info: os.stat_result) -> str:
+    """The journal's content key for a file that is never read (over the size limit): not
+    a sha256, and one per file, so that two such files are never "duplicates"."""
+    return f"unhashed:{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"

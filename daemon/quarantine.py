@@ -3,45 +3,154 @@
 The source is copied, never moved: intake must not modify or delete what the NVR exported.
 The folder is built under a hidden temporary name and published whole and durably
 (`adapters.files`), so a person or a crash never finds half a quarantine.
+
+What is copied is unredacted video, and the inbox is written by people who are not
+trusted: so the folder is 700 and its files 600 (750/640 when a group of reviewers is
+configured); only a regular file is copied, never what a link points to; a file over the
+copy limit is referenced (path, size, device, inode, mtime) rather than copied; and when the
+copy fails (a full disk) the reason is still kept, with its own code.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from privmask.adapters import files
+from privmask.adapters.untrusted import open_regular
+
+REASON = "reason.json"
+# where a copy goes whose own name is REASON's: both are kept
+RENAMED_COPY = Path("original")
+_CHUNK = 1 << 20
 
 
-def quarantine(source: Path, folder: Path, job_id: int, code: str, reason: str) -> Path:
+@dataclass(frozen=True)
+class _Modes:
+    folder: int
+    file: int
+
+    @classmethod
+    def of(cls, group_readable: bool) -> _Modes:
+        return cls(0o750, 0o640) if group_readable else cls(0o700, 0o600)
+
+
+def quarantine(
+    source: Path,
+    folder: Path,
+    job_id: int,
+    code: str,
+    reason: str,
+    *,
+    fd: int | None = None,
+    max_copy_bytes: int | None = None,
+    group_readable: bool = False,
+) -> Path:
     """Copy `source` to `folder/<job id>/` beside a reason.json; return that folder.
 
-    An older copy of the same job's folder is replaced."""
+    `fd`: an open descriptor of the very file to copy (intake passes the one it judged);
+    without it `source` is opened here, and a link or anything but a regular file is not
+    copied. A file over `max_copy_bytes` is referenced in reason.json, not copied. An older
+    copy of the same job's folder is replaced.
+    """
+    modes = _Modes.of(group_readable)
     target = folder / f"{job_id:06d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    with files.staging(target) as scratch:
-        scratch.mkdir()
-        copied = None
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    own: int | None = None
+    note = ""
+    if fd is None:
         try:
-            shutil.copy2(source, scratch / source.name)
-            copied = source.name
-        except OSError as exc:  # the source may be gone or unreadable: the reason still matters
-            reason = f"{reason} (the clip could not be copied: {exc.strerror})"
-        record = {
-            "code": code,
-            "reason": reason,
-            "source": str(source),
-            "copy": copied,
-            "job": job_id,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (scratch / "reason.json").write_text(json.dumps(record, indent=2) + "\n")
-        _set_aside(target)
-        files.publish(scratch, target)
+            own = fd = open_regular(source)
+        except OSError as exc:  # gone, unreadable, a link: the reason still matters
+            note = _not_copied(exc)
+    try:
+        with files.staging(target) as scratch:
+            os.mkdir(scratch, modes.folder)
+            os.chmod(scratch, modes.folder)  # whatever the umask says
+            info, copied = None, None
+            if fd is not None:
+                info = os.fstat(fd)
+                if max_copy_bytes is not None and info.st_size > max_copy_bytes:
+                    note = f" (not copied: over the copy limit of {max_copy_bytes} bytes)"
+                else:
+                    copied, note = _copy_into(scratch, source.name, fd, modes)
+            record = {
+                "code": code,
+                "reason": reason + note,
+                "source": str(source),
+                "copy": None if copied is None else str(copied),
+                "file": _reference(source, info),
+                "job": job_id,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            _write_reason(scratch / REASON, record, modes.file)
+            _set_aside(target)
+            files.publish(scratch, target)
+    finally:
+        if own is not None:
+            os.close(own)
     return target
+
+
+def _not_copied(exc: OSError) -> str:
+    return f" (the clip could not be copied: {exc.strerror})"
+
+
+def _reference(source: Path, info: os.stat_result | None) -> dict[str, Any] | None:
+    """Where the source is, and which file it was, for a person to find it again."""
+    if info is None:
+        return None
+    return {
+        "path": str(source),
+        "size": info.st_size,
+        "device": info.st_dev,
+        "inode": info.st_ino,
+        "mtime_ns": info.st_mtime_ns,
+    }
+
+
+def _copy_into(scratch: Path, name: str, fd: int, modes: _Modes) -> tuple[Path | None, str]:
+    """Copy the file behind `fd` into `scratch`; (its name there, "") or (None, why not).
+    A failed copy is removed at once: on a full disk, that is the room reason.json needs."""
+    relative = Path(name)
+    if name.casefold() == REASON.casefold():
+        relative = RENAMED_COPY / name
+        os.mkdir(scratch / RENAMED_COPY, modes.folder)
+        os.chmod(scratch / RENAMED_COPY, modes.folder)
+    destination = scratch / relative
+    try:
+        _copy(fd, destination, modes.file)
+    except OSError as exc:
+        destination.unlink(missing_ok=True)
+        return None, _not_copied(exc)
+    return relative, ""
+
+
+def _copy(fd: int, destination: Path, mode: int) -> None:
+    out = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(out, mode)  # the source's own mode (often 644) is not copied
+        offset = 0
+        while chunk := os.pread(fd, _CHUNK, offset):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+            offset += len(chunk)
+        info = os.fstat(fd)
+        os.utime(out, ns=(info.st_atime_ns, info.st_mtime_ns))  # when it was recorded
+    finally:
+        os.close(out)
+
+
+def _write_reason(path: Path, record: dict[str, Any], mode: int) -> None:
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(out, "w", encoding="utf-8") as handle:
+        os.fchmod(out, mode)
+        handle.write(json.dumps(record, indent=2) + "\n")
 
 
 def _set_aside(target: Path) -> None:

@@ -73,11 +73,20 @@ def test_window_restarts_when_size_mtime_or_inode_changes() -> None:
         assert is_stable(history, quiet_seconds=5, now=8.0)
 
 
-def test_not_stable_when_empty_single_look_or_no_history() -> None:
+def test_not_stable_with_a_single_look_or_no_history() -> None:
     assert not is_stable([], quiet_seconds=0, now=100)
-    assert not is_stable([look(0.0, size=0), look(50.0, size=0)], quiet_seconds=1, now=100)
     # one stat() says nothing about what happened after it
     assert not is_stable([look(0.0)], quiet_seconds=1, now=100)
+    assert not is_stable([look(0.0, size=0)], quiet_seconds=1, now=100)
+
+
+def test_an_empty_file_is_stable_by_the_same_rule() -> None:
+    """It is then quarantined as `empty`; filled later, it is a new identity."""
+    empty = [look(0.0, size=0), look(3.0, size=0)]
+    assert not is_stable(empty, quiet_seconds=5, now=4.9)
+    assert is_stable(empty, quiet_seconds=5, now=5.0)
+    filled = [*empty, look(6.0, size=100, mtime_ns=2)]
+    assert not is_stable(filled, quiet_seconds=5, now=100)
 
 
 class FakeClock:
@@ -102,12 +111,13 @@ def test_tracker_with_fake_clock(tmp_path: Path) -> None:
     clock.now += 9
     assert tracker.ready() == []
     clock.now += 1
-    assert tracker.ready() == [clip]
+    (judged,) = tracker.ready()
+    assert (judged.path, judged.size) == (str(clip), 14)  # the identity that was quiet
     assert clip not in tracker  # handed over once, not again
     assert tracker.ready() == []
 
 
-def test_tracker_forgets_vanished_and_temporary_files(tmp_path: Path) -> None:
+def test_tracker_forgets_vanished_and_temporary_files_and_links(tmp_path: Path) -> None:
     clock = FakeClock()
     tracker = StabilityTracker(quiet_seconds=1, clock=clock)
     gone, part = tmp_path / "gone.mp4", tmp_path / "clip.mp4.part"
@@ -120,8 +130,11 @@ def test_tracker_forgets_vanished_and_temporary_files(tmp_path: Path) -> None:
     clock.now += 5
     assert tracker.ready() == []
     assert len(tracker) == 0
-    # a folder is never a candidate
-    tracker.observe(tmp_path)
+    # a folder is never a candidate, nor a link, whatever it points at
+    assert tracker.observe(tmp_path) == "folder"
+    link = tmp_path / "link.mp4"
+    link.symlink_to(part)
+    assert tracker.observe(link) == "symbolic link"
     assert len(tracker) == 0
     kept = tmp_path / "kept.mp4"
     kept.write_bytes(b"x")

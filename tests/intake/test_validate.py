@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import struct
 from fractions import Fraction
@@ -274,3 +275,62 @@ def test_video_error_code_survives_pickling() -> None:
     error = pickle.loads(pickle.dumps(VideoError("clip.mp4: odd frame size", "resolution")))
     assert (str(error), error.code) == ("clip.mp4: odd frame size", "resolution")
     assert pickle.loads(pickle.dumps(VideoError("clip.mp4: changed"))).code == "invalid_video"
+
+
+def test_damaged_middle_is_reported_as_such(tmp_path: Path) -> None:
+    """Six seconds with one keyframe: the end is only reached by decoding from the start,
+    through the damage. Damage there is in the middle, and says where it begins."""
+    whole = write_clip(tmp_path / "whole.mp4", frames=150)
+    data = bytearray(whole.read_bytes())
+    with av.open(str(whole)) as container:
+        stream = container.streams.video[0]
+        packets = [
+            (float(p.pts * stream.time_base), p.pos, p.size)
+            for p in container.demux(stream)
+            if p.pts is not None
+        ]
+    hit = [(pos, size) for moment, pos, size in packets if 2.7 <= moment <= 3.3]
+    assert hit
+    for pos, size in hit:  # keep each frame's first bytes, overwrite the rest
+        data[pos + size // 4 : pos + size] = bytes(size - size // 4)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(data)
+    with pytest.raises(ValidationError) as caught:
+        validate(damaged)
+    rejection = caught.value.rejection
+    assert rejection.code == "undecodable_middle"
+    assert rejection.reason.startswith("damaged.mp4: ")
+    assert " 2." in rejection.reason and "6.0 s" in rejection.reason  # where, out of how long
+
+
+def test_a_link_is_not_followed(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", frames=5)
+    link = tmp_path / "link.mp4"
+    link.symlink_to(clip)
+    assert rejected(link) == "unreadable"
+    with pytest.raises(ValidationError) as caught:
+        validate(link)
+    assert caught.value.rejection.reason == "link.mp4: not a regular file (a symbolic link)"
+
+
+def test_a_named_pipe_is_not_opened(tmp_path: Path) -> None:
+    """Opening a FIFO for reading would wait for a writer for ever."""
+    pipe = tmp_path / "clip.mp4"
+    os.mkfifo(pipe)
+    with pytest.raises(ValidationError) as caught:
+        validate(pipe)
+    assert caught.value.rejection.reason == "clip.mp4: not a regular file (a named pipe)"
+
+
+def test_validates_the_open_file_whatever_its_name_points_at_now(tmp_path: Path) -> None:
+    """Given an open descriptor, validation reads that file: swapping the name for a link
+    afterwards changes nothing, and reasons still name the file."""
+    clip = write_clip(tmp_path / "clip.mp4", frames=5)
+    fd = os.open(clip, os.O_RDONLY)
+    try:
+        clip.unlink()
+        clip.symlink_to("/etc/hostname")
+        info = validate(clip, fd=fd)
+    finally:
+        os.close(fd)
+    assert info.codec == "h264" and info.path == clip

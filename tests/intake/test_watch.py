@@ -130,6 +130,7 @@ def test_scan_finds_files_dropped_before_start(inbox: Path, announced: Announced
     (inbox / "link.mp4").symlink_to(old[0])  # not a regular file of the inbox itself
     watcher = FolderWatcher([inbox], announced)
     assert watcher.scan() == sorted(old)
+    assert watcher.left_alone() == [inbox / "link.mp4"]  # for intake to say why
     assert FolderWatcher([inbox], announced, recursive=False).scan() == [inbox / "a.mp4"]
 
 
