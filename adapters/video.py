@@ -1,18 +1,17 @@
-"""Video files through PyAV: probe, decode, encode, copy audio, verify.
+"""Video files through PyAV: errors, probe, decode, frames as planes and pictures.
 
 Frames cross this module as PyAV `VideoFrame`s in yuv420p, writable in place, so that masking
 needs no colour conversion and an unchanged frame costs no more than a plain transcode.
+Encoding, copying audio and verifying the output are in `transcode`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Literal, get_args
 
 import av
 import av.error
@@ -40,9 +39,11 @@ VideoErrorCode = Literal[
     "not_a_video",  # no readable container, or no video stream in it
     "unsupported_codec",  # no decoder, or a codec outside SUPPORTED_CODECS
     "resolution",  # a frame size that is implausible or odd
+    "resolution_change",  # a frame of another size than the one its masks were made for
     "undecodable_start",  # the first frame does not decode
     "undecodable",  # decoding failed part way through
-    "encode_failed",  # the output could not be opened, encoded or written
+    "encode_failed",  # the output could not be opened or encoded
+    "write_failed",  # the output's disk is full, read-only or failing: not the clip's fault
     "output_undecodable",  # verify: the output holds no keyframe, or its end does not decode
     "output_frames",  # verify: the output has the wrong number of frames
     "output_duration",  # verify: the output lasts the wrong time
@@ -121,7 +122,7 @@ class EncoderSettings:
             raise ValueError(f"crf must be 0..51, got {self.crf}")
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_clip(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise VideoError(f"{path}: no such file", "unreadable")
     if path.is_dir():
@@ -133,16 +134,18 @@ def _open(path: Path) -> av.container.InputContainer:
     except av.error.FFmpegError as exc:
         # gone since the check above: as unreadable as if it had never been there
         code: VideoErrorCode = "unreadable" if isinstance(exc, FileNotFoundError) else "not_a_video"
-        raise VideoError(f"{path}: not a readable video container ({_reason(exc)})", code) from None
+        raise VideoError(
+            f"{path}: not a readable video container ({ffmpeg_reason(exc)})", code
+        ) from None
 
 
-def _reason(exc: BaseException) -> str:
+def ffmpeg_reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def probe(path: Path) -> VideoInfo:
     """Read a clip's headers and its first frame; raise VideoError if it is unusable."""
-    with _open(path) as container:
+    with open_clip(path) as container:
         if not container.streams.video:
             raise VideoError(f"{path}: contains no video stream", "not_a_video")
         stream = container.streams.video[0]
@@ -156,12 +159,7 @@ def probe(path: Path) -> VideoInfo:
                 "unsupported_codec",
             )
         width, height = ctx.width, ctx.height
-        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-            raise VideoError(
-                f"{path}: implausible frame size {width}x{height} "
-                f"(supported {MIN_SIDE}..{MAX_SIDE} pixels a side)",
-                "resolution",
-            )
+        check_size(path, width, height)
         if width % 2 or height % 2:
             # 4:2:0 video, which every ordinary player needs, has no odd sizes
             raise VideoError(
@@ -190,13 +188,24 @@ def probe(path: Path) -> VideoInfo:
         )
 
 
+def check_size(path: Path, width: int, height: int, where: str = "") -> None:
+    """Refuse a picture size no camera makes (a corrupt header, or an attack on memory);
+    `where` says which frame, for a clip whose picture size changes part way."""
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise VideoError(
+            f"{path}: {where}implausible frame size {width}x{height} "
+            f"(supported {MIN_SIDE}..{MAX_SIDE} pixels a side)",
+            "resolution",
+        )
+
+
 def _first_frame(container, stream, path: Path) -> av.VideoFrame:  # type: ignore[no-untyped-def]
     try:
         for frame in container.decode(stream):
             return frame
     except av.error.FFmpegError as exc:
         raise VideoError(
-            f"{path}: video does not decode ({_reason(exc)})", "undecodable_start"
+            f"{path}: video does not decode ({ffmpeg_reason(exc)})", "undecodable_start"
         ) from None
     raise VideoError(f"{path}: video stream holds no decodable frame", "undecodable_start")
 
@@ -215,13 +224,13 @@ def _duration(container, stream) -> float:  # type: ignore[no-untyped-def]
 
 def decode_frames(path: Path) -> Iterator[av.VideoFrame]:
     """Every video frame of a clip as writable yuv420p, in presentation order."""
-    with _open(path) as container:
+    with open_clip(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        yield from _checked_decode(container, (stream,), path, lambda packet: None)
+        yield from checked_decode(container, (stream,), path, lambda packet: None)
 
 
-def _checked_decode(container, streams, path: Path, on_other_packet):  # type: ignore[no-untyped-def]
+def checked_decode(container, streams, path: Path, on_other_packet):  # type: ignore[no-untyped-def]
     """Demux `container`; decode video packets, hand others to `on_other_packet`."""
     video = streams[0]
     try:
@@ -233,7 +242,7 @@ def _checked_decode(container, streams, path: Path, on_other_packet):  # type: i
             for frame in packet.decode():
                 yield as_yuv420p(frame)
     except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: decoding failed ({_reason(exc)})", "undecodable") from None
+        raise VideoError(f"{path}: decoding failed ({ffmpeg_reason(exc)})", "undecodable") from None
 
 
 def as_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
@@ -260,206 +269,20 @@ def to_bgr(frame: av.VideoFrame, width: int, height: int) -> npt.NDArray[np.uint
     return np.asarray(image, dtype=np.uint8)
 
 
-class Transcoder:
-    """Decode one clip and re-encode its video frame by frame, copying its audio.
-
-    `frames()` yields each decoded frame; the caller may change it in place, then must
-    pass it to `write()`, and end with `finish()` (or `close()` to abandon the output).
-    Audio packets are copied as they are demuxed, or re-encoded to AAC where the output
-    container cannot hold the source codec. Every FFmpeg failure becomes a VideoError.
-    """
-
-    def __init__(self, source: Path, target: Path, settings: EncoderSettings, info: VideoInfo):
-        self.source, self.target, self.info = source, target, info
-        self._stack = ExitStack()
-        try:
-            self._input = self._stack.enter_context(_open(source))
-            # MP4/MOV: index at the front, so players and browsers start without the whole file
-            mp4 = target.suffix.lower() in (".mp4", ".mov")
-            options = {"movflags": "+faststart"} if mp4 else {}
-            with self._encoding(f"{target.name}: cannot write this container"):
-                self._output = self._stack.enter_context(av.open(str(target), "w", options=options))
-                self._video_in = self._input.streams.video[0]
-                self._video_in.thread_type = "AUTO"
-                self._video_out = self._add_video_stream(settings)
-                self._audio = [_AudioPass(s, self._output) for s in self._input.streams.audio]
-        except BaseException:
-            self._stack.close()
-            raise
-        self.frames_written = 0
-        self.media_end = 0.0  # where the last frame or audio packet read so far ends, seconds
-        self._first_pts: int | None = None
-        self._last_pts: int | None = None
-
-    @contextmanager
-    def _encoding(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise VideoError(f"{what} ({_reason(exc)})", "encode_failed") from None
-
-    def _add_video_stream(self, settings: EncoderSettings) -> av.video.stream.VideoStream:
-        stream = cast(
-            av.video.stream.VideoStream,
-            self._output.add_stream(settings.codec, rate=self.info.frame_rate),
-        )
-        stream.width, stream.height = self.info.width, self.info.height
-        stream.pix_fmt = "yuv420p"
-        time_base = self._video_in.time_base or Fraction(1, 90000)
-        stream.time_base = stream.codec_context.time_base = time_base
-        options: dict[str, object] = {"crf": str(settings.crf), "preset": settings.preset}
-        if settings.codec == "libx265":
-            options["x265-params"] = "log-level=error"
-            stream.codec_tag = "hvc1"  # what Apple players need to open HEVC in MP4
-        stream.options = options
-        if self.info.sample_aspect_ratio:
-            stream.codec_context.sample_aspect_ratio = self.info.sample_aspect_ratio
-        if self.info.rotation:
-            stream.set_display_rotation(self.info.rotation)
-        return stream
-
-    def frames(self) -> Iterator[av.VideoFrame]:
-        streams = (self._video_in, *[a.source for a in self._audio])
-        by_stream = {a.source.index: a for a in self._audio}
-
-        def audio(packet: av.Packet) -> None:
-            if packet.pts is not None and packet.time_base:
-                end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                self.media_end = max(self.media_end, end)
-            with self._encoding(f"{self.source.name}: audio could not be passed on"):
-                by_stream[packet.stream.index].push(packet)
-
-        frame_time = float(1 / self.info.frame_rate) if self.info.frame_rate else 0.0
-        for frame in _checked_decode(self._input, streams, self.source, audio):
-            if frame.time is not None:
-                self.media_end = max(self.media_end, frame.time + frame_time)
-            yield frame
-
-    def write(self, frame: av.VideoFrame) -> None:
-        frame.pts = self._next_pts(frame.pts)
-        frame.time_base = self._video_in.time_base
-        with self._encoding(f"{self.source.name}: encoding failed"):
-            for packet in self._video_out.encode(frame):
-                self._output.mux(packet)
-        self.frames_written += 1
-
-    def _next_pts(self, pts: int | None) -> int:
-        """Keep source timestamps (variable rate included); invent them only where missing."""
-        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
-            pts = 0 if self._last_pts is None else self._last_pts + self._step
-        if self._first_pts is None:
-            self._first_pts = pts
-        self._last_pts = pts
-        return pts
-
-    @property
-    def _step(self) -> int:
-        """One frame at the average rate, in stream time units."""
-        return max(1, round(1 / (self.info.frame_rate * self.info.time_base)))
-
-    @property
-    def duration_written(self) -> float:
-        """Seconds from the first written frame to the end of the last one."""
-        if self._first_pts is None or self._last_pts is None:
-            return 0.0
-        span = self._last_pts - self._first_pts + self._step
-        return float(span * self.info.time_base)
-
-    def finish(self) -> None:
-        with self._encoding(f"{self.source.name}: encoding failed"):
-            for packet in self._video_out.encode(None):
-                self._output.mux(packet)
-            for audio in self._audio:
-                audio.flush()
-            self._stack.close()
-
-    def close(self) -> None:
-        """Close both files, whatever state they are in; the output is then abandoned."""
-        # the output is being thrown away: its trailer failing does not matter
-        with suppress(av.error.FFmpegError, OSError, ValueError):
-            self._stack.close()
-
-
-class _AudioPass:
-    """One audio stream, copied packet by packet, or re-encoded to AAC if it must be."""
-
-    def __init__(self, source, output) -> None:  # type: ignore[no-untyped-def]
-        self.source, self._output = source, output
-        codec = source.codec_context.name
-        self._copy = codec in output.supported_codecs
-        if self._copy:
-            self.target = output.add_stream_from_template(source)
-        else:
-            rate = source.codec_context.sample_rate or 48000
-            self.target = output.add_stream("aac", rate=rate)
-            self.target.layout = source.codec_context.layout.name or "mono"
-            self._resampler = av.AudioResampler(format="fltp", layout=self.target.layout, rate=rate)
-
-    def push(self, packet) -> None:  # type: ignore[no-untyped-def]
-        if self._copy:
-            packet.stream = self.target
-            self._output.mux(packet)
-            return
-        for frame in packet.decode():
-            self._encode(frame)
-
-    def _encode(self, frame) -> None:  # type: ignore[no-untyped-def]
-        for resampled in self._resampler.resample(frame):
-            for out in self.target.encode(resampled):
-                self._output.mux(out)
-
-    def flush(self) -> None:
-        if self._copy:
-            return
-        self._encode(None)
-        for out in self.target.encode(None):
-            self._output.mux(out)
-
-
-def _count_and_check_tail(path: Path) -> tuple[int, float]:
-    """Count the video packets (one per frame in what privmask writes) and the time they
-    span, without decoding; then decode from the last keyframe to the end: a clip whose
-    end decodes is whole."""
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        packets, last_key, first, end = 0, None, None, None
-        for packet in container.demux(stream):
-            if not packet.size or packet.pts is None:
-                continue
-            packets += 1
-            first = packet.pts if first is None else min(first, packet.pts)
-            finish = packet.pts + (packet.duration or 0)
-            end = finish if end is None else max(end, finish)
-            if packet.is_keyframe:
-                last_key = packet.pts
-        if last_key is None or first is None or end is None:
-            raise VideoError(f"{path}: output holds no keyframe", "output_undecodable")
-        container.seek(last_key, stream=stream, backward=True, any_frame=False)
-        tail = sum(1 for _ in _checked_decode(container, (stream,), path, lambda p: None))
-        if tail == 0:
-            raise VideoError(f"{path}: the end of the output does not decode", "output_undecodable")
-        return packets, float((end - first) * (stream.time_base or 0))
-
-
-def verify_output(
-    path: Path, expected_frames: int, expected_duration: float, name: str = ""
-) -> VideoInfo:
-    """Check a written clip: it opens, its last stretch decodes, and it has the expected
-    frame count and duration. Messages call the file `name` (e.g. its final name)."""
-    try:
-        info = probe(path)
-        frames, duration = _count_and_check_tail(path)
-    except VideoError as exc:
-        raise VideoError(str(exc).replace(str(path), name or str(path)), exc.code) from None
-    label = name or str(path)
-    if frames != expected_frames:
-        raise VideoError(
-            f"{label}: output has {frames} frames, expected {expected_frames}", "output_frames"
-        )
-    tolerance = max(0.1, 2 / float(info.frame_rate or 1))
-    if expected_duration and not math.isclose(duration, expected_duration, abs_tol=tolerance):
-        raise VideoError(
-            f"{label}: output lasts {duration:.2f} s, expected {expected_duration:.2f} s",
-            "output_duration",
-        )
-    return info
+def fit(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """A yuv420p copy of `frame` in a picture of width x height (both even): scaled to fit
+    with its proportions kept, centred on black. A clip whose picture size changes part way
+    is written at one size, and a part of another shape must not play stretched."""
+    scale = min(width / frame.width, height / frame.height)
+    inner_w = min(width, max(2, round(frame.width * scale / 2) * 2))
+    inner_h = min(height, max(2, round(frame.height * scale / 2) * 2))
+    inner = frame.reformat(width=inner_w, height=inner_h, format="yuv420p")
+    out = av.VideoFrame(width, height, "yuv420p")
+    # even offsets, so that the half-size chroma planes line up with luma
+    x0, y0 = (width - inner_w) // 4 * 2, (height - inner_h) // 4 * 2
+    for plane, part, black, step in zip(planes(out), planes(inner), (16, 128, 128), (1, 2, 2)):
+        top, left = y0 // step, x0 // step
+        plane[:] = black
+        plane[top : top + part.shape[0], left : left + part.shape[1]] = part
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out

@@ -32,6 +32,14 @@ class FrameGeometry:
         """(width, height) of the picture as the viewer sees it."""
         return (self.height, self.width) if self.turns % 2 else (self.width, self.height)
 
+    def resized(self, width: int, height: int) -> FrameGeometry:
+        """The same picture stored at another size (a part of a clip whose size changes)."""
+        return FrameGeometry(width, height, self.turns)
+
+    def scale_to(self, other: FrameGeometry) -> tuple[float, float]:
+        """Factors (x, y) that take stored-frame points of this geometry into `other`'s."""
+        return other.width / self.width, other.height / self.height
+
     def scaled_to_width(self, width: int) -> FrameGeometry:
         """The same picture at most `width` pixels wide (never enlarged), even-sized."""
         scale = min(1.0, width / self.width)

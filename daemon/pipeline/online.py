@@ -23,7 +23,7 @@ from fractions import Fraction
 import av
 
 from privmask.adapters.detections import Detections, TargetClass
-from privmask.adapters.video import planes
+from privmask.adapters.video import VideoError, planes
 from privmask.daemon.pipeline.geometry import FrameGeometry
 from privmask.daemon.pipeline.setup import (
     NamedDetector,
@@ -114,7 +114,18 @@ class CausalMasker:
         return len(self._buffer)
 
     def push(self, frame: av.VideoFrame) -> Iterator[av.VideoFrame]:
-        """Take a yuv420p frame; yield the frame that leaves the buffer, masked, if any."""
+        """Take a yuv420p frame; yield the frame that leaves the buffer, masked, if any.
+
+        A frame of another size than the masker's is refused (VideoError), before it is
+        detected on or held: its masks would be drawn where the boxes of another picture
+        were. The stream must be opened again with a masker of the new size.
+        """
+        if (frame.width, frame.height) != (self.width, self.height):
+            raise VideoError(
+                f"a {frame.width}x{frame.height} frame in a stream masked at "
+                f"{self.width}x{self.height}",
+                "resolution_change",
+            )
         index = self._next
         self._next += 1
         if self.detectors and index % self.plan.detect_every == 0:

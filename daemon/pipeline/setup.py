@@ -77,18 +77,26 @@ def tracker_settings(
     return settings
 
 
-def build_renderer(plan: RedactionPlan, geometry: FrameGeometry) -> MaskRenderer:
+def build_renderer(
+    plan: RedactionPlan, geometry: FrameGeometry, picture: FrameGeometry | None = None
+) -> MaskRenderer:
     """The plan's styles and fixed regions (given as the viewer sees the picture) for frames
-    of this geometry; a region wholly outside the picture is an error, never skipped."""
+    of this geometry; a region wholly outside the picture is an error, never skipped.
+
+    `picture` is the clip's own geometry where `geometry` is that of a part stored at
+    another size: regions placed in the picture cover the same share of every part.
+    """
+    placed = picture or geometry
+    factors = np.array(placed.scale_to(geometry))
     styles = {c: ClassStyle(t.style, t.shape, t.margin) for c, t in classes(plan).items()}
     regions = []
     for region in plan.regions:
-        shown = np.array(region.in_pixels(*geometry.display_size))
-        regions.append((geometry.to_stored(shown), region.style))
+        shown = np.array(region.in_pixels(*placed.display_size))
+        regions.append((placed.to_stored(shown) * factors, region.style))
     renderer = MaskRenderer(geometry.width, geometry.height, styles, regions, plan.strength)
     if renderer.regions_outside:
         names = ", ".join(plan.regions[i].name or str(i + 1) for i in renderer.regions_outside)
-        width, height = geometry.display_size
+        width, height = placed.display_size
         raise PlanError(f"region {names} lies outside the {width}x{height} picture")
     return renderer
 

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.adapters.urls import redact as redact_url
+from privmask.adapters.video import VideoError
 from privmask.daemon.live.camera import (
     CameraState,
     CameraStatus,
@@ -28,7 +29,7 @@ from privmask.daemon.pipeline.online import CausalMasker, OnlineTracker
 from privmask.daemon.pipeline.setup import load_detectors
 from privmask.daemon.pipeline.tracker import TrackerSettings
 from privmask.daemon.testing import FaceSpec, Scene, is_masked
-from privmask.rules.plan import RedactionPlan, TargetPlan
+from privmask.rules.plan import RedactionPlan, Region, TargetPlan
 
 pytestmark = pytest.mark.slow
 
@@ -187,6 +188,28 @@ def test_delay_buffer_stays_bounded_over_a_long_run(models_dir: Path) -> None:
         assert len(masker.tracker.sightings) <= (masker.tracker.history + masker.delay) // 3 + 2
     assert masker.max_buffered == masker.delay and out == 3000 - masker.delay
     assert sum(1 for _ in masker.flush()) == masker.delay and masker.buffered == 0
+
+
+def test_masker_refuses_a_frame_of_another_size(models_dir: Path) -> None:
+    # a camera that switches to a larger picture: boxes found at 320x240 must never be
+    # drawn into a 640x480 frame (they would cover the wrong place, or a quarter of it)
+    plan = RedactionPlan(targets=(TargetPlan("face"),), regions=(Region.parse("0,0,0.5,1"),))
+    masker = CausalMasker(plan, load_detectors(plan, models_dir), 320, 240, Fraction(25), 0.2)
+    small = np.full((240, 320, 3), 128, np.uint8)
+    held = []
+    for index in range(3):
+        frame = av.VideoFrame.from_ndarray(small, format="bgr24").reformat(format="yuv420p")
+        frame.pts = index
+        held += list(masker.push(frame))
+    large = av.VideoFrame.from_ndarray(np.full((480, 640, 3), 128, np.uint8), format="bgr24")
+    with pytest.raises(VideoError) as caught:
+        list(masker.push(large.reformat(format="yuv420p")))
+    assert caught.value.code == "resolution_change"
+    assert "640x480" in str(caught.value) and "320x240" in str(caught.value)
+    # nothing of the other size was taken in: what leaves is the old size, masked
+    out = held + list(masker.flush())
+    assert [(f.width, f.height) for f in out] == [(320, 240)] * 3
+    assert all(f.to_ndarray(format="bgr24")[:, :150].max() <= 24 for f in out)
 
 
 def _sightings(frames: Iterator[int], x: float) -> Iterator[tuple[int, Detections]]:

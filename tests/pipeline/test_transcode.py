@@ -135,7 +135,7 @@ def test_broken_input_fails_cleanly_and_leaves_nothing(kind: str, tmp_path: Path
 
 
 def test_verification_rejects_a_short_or_cut_output(tmp_path: Path) -> None:
-    from privmask.adapters.video import verify_output
+    from privmask.adapters.transcode import verify_output
 
     whole = write_clip(tmp_path / "whole.mkv", frames=50)
     assert verify_output(whole, 50, 2.0).width == 320
