@@ -13,6 +13,12 @@ either pull in an async stack or cannot be pinned. The SOAP calls go through onv
 (sync, zeep + requests, ships the ONVIF WSDLs), kept entirely inside ``describe`` so the
 client can be swapped without touching callers.
 
+Only replies to our own probe count: a ProbeMatches whose RelatesTo is not the probe's
+MessageID (or that has none) is dropped, because anyone on the segment can send one, and the
+device it names is then asked questions. That alone does not make a responder trustworthy
+(it can answer our probe too), so which device gets credentials is the caller's decision:
+only a camera the secrets file names (``privmask.daemon.cameras``).
+
 Credentials never leave this module inside a URL: every URI a camera returns goes through
 ``urls.redact`` before it is put in a result, because cameras commonly embed
 ``user:pass@`` or ``?user=..&password=..`` in stream URIs.
@@ -170,14 +176,20 @@ def discover(interface: str | None = None, timeout: float = 3.0) -> list[Discove
 
 
 def parse_probe_matches(data: bytes, message_id: str | None = None) -> list[DiscoveredDevice]:
-    """The devices in one ProbeMatches datagram; anything malformed or unrelated is []."""
+    """The devices in one ProbeMatches datagram; anything malformed or unrelated is [].
+
+    With `message_id`, a datagram counts only when its RelatesTo is that id: a reply with
+    none, or one to another probe, is dropped.
+    """
     try:
         root = etree.fromstring(data, _SAFE_XML)
     except etree.XMLSyntaxError:
         return []
+    # only an answer to our own probe is a device: anyone on the segment can send a
+    # ProbeMatches, and what it names is then sent requests (and perhaps credentials)
     if message_id is not None:
         relates = root.findtext("s:Header/a:RelatesTo", namespaces=NS)
-        if relates is not None and relates.strip() != message_id:
+        if relates is None or relates.strip() != message_id:
             return []
     devices = []
     for match in root.iterfind(".//d:ProbeMatch", NS):

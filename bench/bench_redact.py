@@ -55,7 +55,8 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
 def plain_transcode_cmd(src: Path, dst: Path) -> list[str]:
     code = (
         "import sys; from pathlib import Path; "
-        "from privmask.adapters.video import EncoderSettings, Transcoder, probe; "
+        "from privmask.adapters.transcode import Transcoder; "
+        "from privmask.adapters.video import EncoderSettings, probe; "
         "src, dst = Path(sys.argv[1]), Path(sys.argv[2]); "
         "t = Transcoder(src, dst, EncoderSettings(), probe(src)); "
         "[t.write(f) for f in t.frames()]; t.finish()"
@@ -72,6 +73,7 @@ def privmask_cmd(src: Path, dst: Path, *args: str) -> list[str]:
         str(src),
         str(dst),
         "--quiet",
+        "--force",  # each round writes the same output again
         *args,
     ]
 

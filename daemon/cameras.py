@@ -14,9 +14,19 @@ stripped again here.
 
 Secrets are a YAML or JSON mapping from a camera's address (``host`` or ``host:port``), its
 device service or stream URL, its endpoint UUID, its serial or its camera id to
-``{username, password}``; the key ``"*"`` is the default. The file must not be readable by
-others. `Secrets.lookup` is the one place that picks an entry, for discovery
-(`Secrets.for_device`) and for live streams (`live_streams`) alike.
+``{username, password}``. The file must not be readable by others. `Secrets.lookup` is the
+one place that picks an entry, for discovery (`Secrets.for_device`) and for live streams
+(`live_streams`) alike.
+
+Credentials go only to cameras the file names. The key ``"*"`` is the default for the
+stream URLs the operator pinned in the configuration (``cameras.streams``) and for nothing
+else: never for a device that answered WS-Discovery, nor for a stream URL the inventory
+learned from one. Anyone on the segment can answer a probe, and a WS-Security digest or
+an HTTP Digest answer lets its receiver guess the password offline, so a ``"*"`` sent to
+every responder handed the site's camera password to whoever asked. Such a camera is
+reported as `unauthorized`, with a message saying that no entry names it. Keys by serial
+or endpoint are what the device says about itself; a key by address is the strongest.
+(YAML anchors, ``&cam`` and ``*cam``, give several keys the same credentials.)
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,19 +92,21 @@ class CameraEvent:
 
 @dataclass(frozen=True)
 class Secrets:
-    """Camera credentials by key (address, URL, endpoint, serial or "*")."""
+    """Camera credentials by key (address, URL, endpoint, serial, camera id, or "*")."""
 
     entries: Mapping[str, Credentials]
 
-    def lookup(self, *keys: str | None) -> Credentials | None:
-        """The entry of the first key that has one (keys most specific first), else "*"."""
-        for key in (*keys, "*"):
+    def lookup(self, *keys: str | None, pinned: bool = False) -> Credentials | None:
+        """The entry of the first key that has one (keys most specific first); "*" only
+        when `pinned`: for an address the operator wrote in the configuration."""
+        for key in (*keys, "*") if pinned else keys:
             if key and key in self.entries:
                 return self.entries[key]
         return None
 
     def for_device(self, device: DiscoveredDevice, serial: str | None = None) -> Credentials | None:
-        """The most specific entry: serial, endpoint, device URL, host:port, host, "*"."""
+        """The entry naming this device: serial, endpoint, device URL, host:port, host.
+        Never "*": the device only answered a probe, which anyone can."""
         return self.lookup(
             serial,
             device.endpoint,
@@ -282,12 +294,24 @@ def describe_all(
         creds = (
             secrets.for_device(device, serial_by_endpoint.get(device.endpoint)) if secrets else None
         )
-        return onvif.describe(device, creds, timeout=timeout)
+        result = onvif.describe(device, creds, timeout=timeout)
+        if creds is None and isinstance(result, CameraError) and result.kind == "unauthorized":
+            return replace(result, message=_no_credentials(secrets is not None))
+        return result
 
     if not devices:
         return []
     with ThreadPoolExecutor(max_workers=min(16, len(devices))) as pool:
         return list(pool.map(one, devices))
+
+
+def _no_credentials(have_secrets: bool) -> str:
+    if not have_secrets:
+        return "needs credentials, and no camera secrets file was given"
+    return (
+        "needs credentials, and no entry in the secrets file names this camera "
+        '(by host, host:port, serial or endpoint; "*" is never sent to discovered devices)'
+    )
 
 
 def rediscover(
@@ -332,17 +356,18 @@ def log_event(event: CameraEvent) -> None:
 
 
 def live_streams(spec: CamerasSpec, state: Path) -> dict[str, str]:
-    """Camera id -> main stream URL, credentials added: static streams, then every
-    online camera of the inventory."""
+    """Camera id -> main stream URL, credentials added: static streams (the "*" entry is
+    their default), then every online camera of the inventory (named entries only)."""
     secrets = load_secrets(Path(spec.secrets)) if spec.secrets else Secrets({})
     found = {s.camera: s.url for s in spec.streams}
+    pinned = set(found)  # written by the operator, not learned from the network
     if spec.discover_seconds:
         for camera, record in load_inventory(inventory_path(state)).items():
             if record.get("state") == "online" and record.get("main_stream"):
                 found.setdefault(camera, record["main_stream"])
     streams = {}
     for camera, url in found.items():
-        credentials = secrets.lookup(camera, *urls.host_keys(url))
+        credentials = secrets.lookup(camera, *urls.host_keys(url), pinned=camera in pinned)
         if credentials is not None:
             url = urls.with_credentials(url, credentials.username, credentials.password)
         streams[camera] = url

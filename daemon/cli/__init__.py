@@ -1,12 +1,16 @@
 """The `privmask` command line: one module per command in this package, dispatched from here.
 
 Every error a user can cause ends in one line on stderr and a non-zero exit code: 2 for a
-wrong command line, 1 for a file, model, rule or encoding problem. Never a traceback.
+wrong command line, 1 for a file, model, rule or encoding problem. Never a traceback. A
+reader that goes away (`privmask models list | head -1`) ends the command quietly with
+141, the code of a process killed by SIGPIPE, as any other Unix tool would.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,6 +28,10 @@ from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import NoRuleApplies
 
 COMMANDS = (redact, demo, run, cameras, models, rules)
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+# privmask's own hidden temporary names (adapters/files.temporary_name): an error names
+# the file the user asked for, not the temporary one it was being written under
+_TEMPORARY = re.compile(r"\.(?P<stem>.+)\.[0-9a-f]{8,}\.partial(?P<suffix>\.\w+)?")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"privmask: error: {exc}\n")
     except RuleFileError as exc:
@@ -58,9 +71,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SecretError, PackageError) as exc:
         print(f"privmask: error: {exc}", file=sys.stderr)
     except OSError as exc:
-        print(f"privmask: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"privmask: error: {describe_os_error(exc)}", file=sys.stderr)
     except KeyboardInterrupt:
         print("privmask: interrupted; nothing was written", file=sys.stderr)
         return 130
     return EXIT_FAILED
 
+
+def describe_os_error(exc: OSError) -> str:
+    """`FILE: reason`, `SOURCE -> TARGET: reason` (a copy or rename), or the bare reason
+    when the system named no file; hidden temporary names are shown as their targets."""
+    names: list[str] = []
+    for name in (exc.filename, exc.filename2):
+        if name is None:
+            continue
+        shown = _shown(os.fsdecode(name) if isinstance(name, str | bytes) else str(name))
+        if shown not in names:
+            names.append(shown)
+    reason = exc.strerror or str(exc)
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def _shown(path: str) -> str:
+    folder, _, name = path.rpartition("/")
+    found = _TEMPORARY.fullmatch(name)
+    if found is None:
+        return path
+    name = found["stem"] + (found["suffix"] or "")
+    return f"{folder}/{name}" if folder else name
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's own flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

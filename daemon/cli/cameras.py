@@ -27,7 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "discover",
         help="WS-Discovery probe, then ask each camera for its identity and stream URIs",
         description="Credentials come from --secrets: a YAML/JSON file (mode 600) mapping a "
-        "camera's address, host:port, serial or '*' to {username, password}.",
+        "camera's address, host:port, serial or endpoint to {username, password}. They go "
+        "only to cameras the file names: its '*' entry is never sent to a device that "
+        "answered discovery (anyone on the network can answer).",
     )
     disc.add_argument("--interface", metavar="IP", help="probe on this interface's address")
     disc.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds (3)")

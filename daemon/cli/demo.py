@@ -45,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
         args.models,
         args.dir / "report.json",
         args.quiet,
+        overwrite=True,  # a demo run again makes its files again
     )
     return EXIT_OK

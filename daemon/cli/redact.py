@@ -22,6 +22,8 @@ from privmask.rules.plan import (
     parse_enum,
 )
 
+# the containers OUTPUT may name (FFmpeg picks the format from the suffix)
+CONTAINERS = (".mp4", ".mov", ".mkv")
 # flags that say what to mask; with --rules the rule files say it instead
 PLAN_FLAGS = ("detect", "style", "shape", "padding", "region", "region_style", "min_score",
               "face_model", "person_model", "detect_every", "hold")  # fmt: skip
@@ -36,7 +38,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     redact.set_defaults(run=run_redact)
     redact.add_argument("input", type=Path, metavar="INPUT")
-    redact.add_argument("output", type=Path, metavar="OUTPUT", help="e.g. out.mp4 (.mp4/.mov/.mkv)")
+    redact.add_argument(
+        "output", type=Path, metavar="OUTPUT", help=f"e.g. out.mp4 ({'/'.join(CONTAINERS)})"
+    )
     what = redact.add_argument_group("what to mask (or --rules)")
     what.add_argument(
         "--detect",
@@ -88,6 +92,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="recording time the rules match on (default: the file's modification time)",
     )
     redact.add_argument("--report", type=Path, metavar="FILE.json", help="write a JSON report")
+    redact.add_argument(
+        "--force", action="store_true", help="replace an OUTPUT or report that exists already"
+    )
     options.add_models(redact)
     encoding = redact.add_argument_group("encoding")
     encoding.add_argument("--codec", default="h264", choices=("h264", "h265"), help="(h264)")
@@ -160,8 +167,10 @@ def run_redact(args: argparse.Namespace) -> int:
         encoder = EncoderSettings(codec=codec, crf=args.crf, preset=args.preset)
     except (PlanError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    _check_paths(args.input, args.output, args.report)
-    redact_clip(args.input, args.output, plan, encoder, args.models, args.report, args.quiet)
+    _check_paths(args.input, args.output, args.report, args.force)
+    redact_clip(
+        args.input, args.output, plan, encoder, args.models, args.report, args.quiet, args.force
+    )
     return EXIT_OK
 
 
@@ -173,13 +182,15 @@ def redact_clip(
     models_dir: str | None,
     report: Path | None,
     quiet: bool,
+    overwrite: bool,
 ) -> None:
-    """Redact with a progress bar on a terminal, then say in one line what was masked."""
+    """Redact with a progress bar on a terminal, then say in one line what was masked.
+    `overwrite`: replace an OUTPUT or report that exists (or appears while we work)."""
     from privmask.daemon.cli.progress import progress_bar
     from privmask.daemon.pipeline.offline import redact
 
     with progress_bar(enabled=not quiet and sys.stderr.isatty()) as progress:
-        result = redact(source, output, plan, encoder, models_dir, progress, report)
+        result = redact(source, output, plan, encoder, models_dir, progress, report, overwrite)
     masked = sum(plan.selection.masks(t.track_id) for t in result.tracks)
     print(
         f"{output}: {result.frames} frames, {masked} tracked targets masked, "
@@ -188,13 +199,21 @@ def redact_clip(
     )
 
 
-def _check_paths(source: Path, output: Path, report: Path | None) -> None:
-    """Refuse outputs that would overwrite the source or each other, before any work."""
+def _check_paths(source: Path, output: Path, report: Path | None, force: bool) -> None:
+    """Refuse outputs that would overwrite the source, each other, a folder or (without
+    --force) an existing file, before any work: a result is never silently replaced."""
     if output.resolve() == source.resolve():
         raise UsageError("OUTPUT must not be INPUT: sources are never overwritten")
     if report is not None and report.resolve() in (source.resolve(), output.resolve()):
         raise UsageError("--report must name a file other than INPUT and OUTPUT")
+    if output.suffix.lower() not in CONTAINERS and not output.is_dir():
+        raise UsageError(f"{output}: OUTPUT must end in {', '.join(CONTAINERS)}")
     for path in (output, report):
-        if path is not None and not path.parent.is_dir():
+        if path is None:
+            continue
+        if not path.parent.is_dir():
             raise UsageError(f"{path.parent}: output folder does not exist")
-
+        if path.is_dir():
+            raise UsageError(f"{path}: is a folder; name a file in it")
+        if (path.exists() or path.is_symlink()) and not force:
+            raise UsageError(f"{path}: already exists (--force replaces it)")

@@ -24,6 +24,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "Each problem is printed as FILE:LINE:COLUMN: error|warning: message.",
     )
     check.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
+    check.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="skip the deployment checks: whether the password files, variables and "
+        "credentials the rules name exist here (for checking rules away from the host)",
+    )
     explain = actions.add_parser(
         "explain",
         help="show which rule applies to a job, and why",
@@ -40,10 +46,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run(args: argparse.Namespace) -> int:
-    return check(args.paths) if args.action == "check" else explain(args)
+    return check(args.paths, args.no_secrets) if args.action == "check" else explain(args)
 
 
-def check(paths: list[Path]) -> int:
+def check(paths: list[Path], no_secrets: bool = False) -> int:
+    empty = [p for p in paths if p.is_dir() and not RuleSet.from_paths([p]).rules]
+    for folder in empty:  # "ok" for a folder that holds no rule would check nothing
+        print(f"{folder}: no rule file (*.yaml, *.yml) in this folder", file=sys.stderr)
+    if empty:
+        return EXIT_FAILED
     try:
         ruleset = RuleSet.from_paths(paths)
     except RuleFileError as exc:
@@ -52,7 +63,7 @@ def check(paths: list[Path]) -> int:
         errors = sum(not p.warning for p in exc.problems)
         print(f"{errors} error(s)", file=sys.stderr)
         return EXIT_FAILED
-    problems = [*ruleset.warnings, *secret_problems(ruleset)]
+    problems = [*ruleset.warnings, *([] if no_secrets else secret_problems(ruleset))]
     for problem in problems:
         print(problem, file=sys.stderr)
     errors = sum(not p.warning for p in problems)

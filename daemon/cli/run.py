@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from privmask.daemon.cli import options
@@ -65,8 +67,25 @@ def run_status(args: argparse.Namespace) -> int:
     with Journal(config.journal_path) as journal:
         counts = journal.counts()
         print("  ".join(f"{state}: {count}" for state, count in counts.items()))
+        now = time.time()
         for job in journal.jobs(JobState.PROCESSING):
-            print(f"processing  job {job.id}  attempt {job.attempts}  {job.path}")
+            started = _try_started(journal.events(job.id))
+            running = f"running for {_duration(now - started)}  " if started else ""
+            print(f"processing  job {job.id}  attempt {job.attempts}  {running}{job.path}")
         for job in journal.jobs(JobState.QUEUED, limit=20):
             print(f"queued      job {job.id}  {job.path}")
     return EXIT_OK
+
+
+def _try_started(events: Sequence[tuple[float, str, str]]) -> float | None:
+    """When the current try began: the job's last move into processing (journal events)."""
+    starts = [when for when, state, _ in events if state == "processing"]
+    return starts[-1] if starts else None
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(max(0, int(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"

@@ -8,11 +8,16 @@ the tests assert on that. Run as: python camera_scenarios.py NAME PARAMS_JSON
 from __future__ import annotations
 
 import json
+import re
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +213,135 @@ def scenario_daemon(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {"estate": scenario_estate, "inventory": scenario_inventory, "daemon": scenario_daemon}
+ROGUE_HTTP_PORT = 8380
+# what a rogue responder sends back to a probe: (endpoint, RelatesTo or None for none)
+ROGUE_REPLIES = (
+    ("urn:uuid:rogue-unrelated", None),
+    ("urn:uuid:rogue-wrong-probe", "urn:uuid:00000000-0000-0000-0000-000000000000"),
+    ("urn:uuid:rogue-impostor", "{probe}"),  # answers our probe properly: a device, unnamed
+)
+ROGUE_MATCH = """<?xml version="1.0" encoding="UTF-8"?>
+<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" \
+xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" \
+xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery">
+<s:Header><a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</a:Action>
+<a:MessageID>urn:uuid:{reply_id}</a:MessageID>{relates}</s:Header>
+<s:Body><d:ProbeMatches><d:ProbeMatch>
+<a:EndpointReference><a:Address>{endpoint}</a:Address></a:EndpointReference>
+<d:Types>dn:NetworkVideoTransmitter</d:Types>
+<d:XAddrs>http://127.0.0.1:{port}/onvif/device_service</d:XAddrs>
+</d:ProbeMatch></d:ProbeMatches></s:Body></s:Envelope>"""
+
+
+@contextmanager
+def rogue(port: int) -> Iterator[list[dict[str, str]]]:
+    """A rogue on the segment: it answers every probe it hears three ways (no RelatesTo, a
+    wrong one, the right one), all pointing at an HTTP server of its own that asks for
+    HTTP Digest and records every request (headers and body) it gets."""
+    requests: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            requests.append({"headers": str(self.headers), "body": body.decode(errors="replace")})
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Digest realm="cam", nonce="n0", qop="auth"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, port), Recorder)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    udp.bind(("", 3702))
+    group = struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton(LOOPBACK))
+    udp.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group)
+    udp.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                data, sender = udp.recvfrom(65535)
+            except TimeoutError:
+                continue
+            text = data.decode(errors="replace")
+            probe = re.search(r"MessageID>([^<]+)<", text)
+            if "ProbeMatch" in text or "/discovery/Probe<" not in text or not probe:
+                continue
+            for n, (endpoint, relates_to) in enumerate(ROGUE_REPLIES):
+                relates = ""
+                if relates_to is not None:
+                    relates = f"<a:RelatesTo>{relates_to.format(probe=probe[1])}</a:RelatesTo>"
+                reply = ROGUE_MATCH.format(
+                    reply_id=f"rogue-{n}-{time.monotonic_ns()}",
+                    relates=relates,
+                    endpoint=endpoint,
+                    port=port,
+                )
+                udp.sendto(reply.encode(), sender)
+
+    threads = [
+        threading.Thread(target=server.serve_forever, daemon=True),
+        threading.Thread(target=answer, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield requests
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        threads[1].join(5)
+        udp.close()
+
+
+def scenario_rogue(params: dict[str, Any]) -> dict[str, Any]:
+    """A rogue responder beside a camera named in the secrets file and one that is not,
+    with a `"*"` entry holding the site's usual password: who gets credentials?"""
+    work = Path(params["work"])
+    with (
+        peer(params, 8180, "PY-NAMED", username="admin"),
+        peer(params, 8280, "PY-UNNAMED", username="admin"),
+        rogue(ROGUE_HTTP_PORT) as requests,
+    ):
+        secrets_file = write_secrets(
+            work,
+            {
+                "*": {"username": "admin", "password": PASSWORD},
+                "127.0.0.1:8180": {"username": "admin", "password": PASSWORD},
+            },
+        )
+        devices = onvif.discover(LOOPBACK, DISCOVERY_TIMEOUT)
+        results = cameras.describe_all(devices, cameras.load_secrets(secrets_file), timeout=3)
+        done = cli(
+            "cameras",
+            "discover",
+            "--interface",
+            LOOPBACK,
+            "--timeout",
+            "1",
+            "--json",
+            "--secrets",
+            str(secrets_file),
+        )
+    return {
+        "endpoints": sorted(d.endpoint for d in devices),
+        "results": [_plain(r) for r in results],
+        "requests": requests,
+        "cli_json": {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr},
+    }
+
+
+SCENARIOS = {
+    "estate": scenario_estate,
+    "inventory": scenario_inventory,
+    "daemon": scenario_daemon,
+    "rogue": scenario_rogue,
+}
 
 if __name__ == "__main__":
     answer = SCENARIOS[sys.argv[1]](json.loads(sys.argv[2]))

@@ -71,6 +71,11 @@ def test_probe_match_parsing(prefix: bytes) -> None:
     assert parse_probe_matches(b"<not xml", None) == []
 
 
+def test_a_probe_match_without_relates_to_is_no_answer_to_our_probe() -> None:
+    unrelated = MATCH.replace(b"<a:RelatesTo>urn:uuid:probe-1</a:RelatesTo>", b"")
+    assert parse_probe_matches(unrelated, "urn:uuid:probe-1") == []
+
+
 def test_probe_match_entities_are_not_expanded() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>' + (
         MATCH.split(b"?>", 1)[1].replace(b"Gate", b"&e;")
@@ -166,7 +171,8 @@ def test_secrets_lookup_prefers_the_most_specific_key(tmp_path: Path) -> None:
     other = DiscoveredDevice("urn:uuid:y", ("http://10.0.0.6/onvif/device_service",))
     assert secrets.for_device(on_port).username == "by-port"  # type: ignore[union-attr]
     assert secrets.for_device(on_port, "SN9").username == "by-serial"  # type: ignore[union-attr]
-    assert secrets.for_device(other).username == "default"  # type: ignore[union-attr]
+    # "*" is never sent to a device that merely answered a probe
+    assert secrets.for_device(other) is None
 
 
 def test_bad_secrets_file_is_one_clear_error(tmp_path: Path) -> None:
@@ -208,6 +214,7 @@ def test_live_streams_add_credentials_by_the_one_lookup(tmp_path: Path) -> None:
             "SN1": {"state": "online", "main_stream": "rtsp://10.0.0.5/main"},
             "SN2": {"state": "offline", "main_stream": "rtsp://10.0.0.6/main"},
             "SN3": {"state": "online", "main_stream": "rtsp://10.0.0.9:8554/main"},
+            "SN4": {"state": "online", "main_stream": "rtsp://10.0.0.10/main"},
             "GATE": {"state": "online", "main_stream": "rtsp://10.0.0.7/inventory"},
         },
     )
@@ -217,7 +224,7 @@ def test_live_streams_add_credentials_by_the_one_lookup(tmp_path: Path) -> None:
     ]
     spec = CamerasSpec(streams=static, secrets=str(secrets), discover_seconds=60)
     streams = cameras.live_streams(spec, state)
-    assert sorted(streams) == ["GATE", "SN1", "SN3", "YARD"]  # offline cameras are left out
+    assert sorted(streams) == ["GATE", "SN1", "SN3", "SN4", "YARD"]  # offline ones left out
 
     def user(url: str) -> tuple[str, str, str]:
         parts = urlsplit(url)
@@ -226,7 +233,9 @@ def test_live_streams_add_credentials_by_the_one_lookup(tmp_path: Path) -> None:
     assert user(streams["GATE"]) == ("by-id", "p@ss/1", "rtsp://10.0.0.7/static")  # static wins
     assert user(streams["SN1"]) == ("by-serial", "s", "rtsp://10.0.0.5/main")
     assert user(streams["SN3"]) == ("by-port", SECRET, "rtsp://10.0.0.9:8554/main")
+    # "*" is the default of the URLs pinned in the config, never of discovered cameras
     assert user(streams["YARD"]) == ("default", "d", "rtsp://10.0.0.8/yard?channel=1")
+    assert streams["SN4"] == "rtsp://10.0.0.10/main"
 
     without_discovery = CamerasSpec(streams=static)
     assert cameras.live_streams(without_discovery, state) == {
@@ -239,5 +248,6 @@ def test_secrets_lookup_takes_the_first_key_it_has() -> None:
     entries = {"*": Credentials("default", "d"), "cam": Credentials("host", "h")}
     secrets = cameras.Secrets(entries)
     assert secrets.lookup(None, "", "SN1", "cam") == entries["cam"]
-    assert secrets.lookup("SN1") == entries["*"]
+    assert secrets.lookup("SN1") is None  # "*" only for an address pinned in the config
+    assert secrets.lookup("SN1", pinned=True) == entries["*"]
     assert cameras.Secrets({}).lookup("cam") is None
