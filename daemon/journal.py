@@ -20,72 +20,50 @@ Why it cannot lose or duplicate work:
 Every transition appends a row to `job_events` (time, state, detail), which triggers keep
 append-only, for the audit trail.
 
-What it cannot do: it does not stop a worker that `recover(stale_after=...)` judged hung;
-that worker learns it lost the job when `heartbeat`, `finish` or `fail` raise `JobStateError`
-(pass `worker=` to `finish` and `fail` to have them check who holds the claim).
+One daemon at a time: the daemon records its run (`start_run`), and a worker claiming on
+behalf of another run (an orphan of a daemon killed with kill -9) gets `RunEndedError`, no job.
+
+What it cannot do: it does not stop a worker judged hung (`claims` tells the service, which
+kills it); such a worker learns it lost the job when `heartbeat`, `update_claim`, `finish` or
+`fail` raise `JobStateError` (pass `worker=` to `finish` and `fail` to have them check who
+holds the claim).
+
+The types, tables and migrations are in `journal_schema.py`; opening and reading in
+`journal_db.py`.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
+import secrets
 import time
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple
 
+from privmask.daemon.journal_db import JournalDB
+from privmask.daemon.journal_schema import (
+    SCHEMA_VERSION,
+    Claim,
+    FileIdentity,
+    Job,
+    JobState,
+    JobStateError,
+    JournalError,
+    RunEndedError,
+)
 from privmask.daemon.retry import RetryPolicy
 
-SCHEMA_VERSION = 1
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    DONE = "done"
-    FAILED = "failed"
-    QUARANTINED = "quarantined"
-    DUPLICATE = "duplicate"
-
-
-class JournalError(Exception):
-    """The journal cannot be used (for example, it was written by a newer privmask)."""
-
-
-class JobStateError(JournalError):
-    """A transition was asked of a job that is not in the state it needs (or not yours)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    path: str
-    sha256: str
-    size: int
-    state: JobState
-    attempts: int
-    camera: str | None
-    folder: str
-    error: str | None
-    output: str | None
-    ruleset: str | None
-    created: float
-    updated: float
-    duplicate_of: int | None = None
-    """For a DUPLICATE record: the id of the job that holds the same content."""
-
-
-class FileIdentity(NamedTuple):
-    """A file as intake saw it: the same path, size, mtime and inode is the same file."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
+__all__ = [
+    "SCHEMA_VERSION",
+    "Claim",
+    "FileIdentity",
+    "Job",
+    "JobState",
+    "JobStateError",
+    "Journal",
+    "JournalError",
+    "RunEndedError",
+    "is_stale",
+]
 
 
 @dataclass(frozen=True)
@@ -105,154 +83,9 @@ def is_stale(heartbeat: float | None, now: float, stale_after: float | None) -> 
     return now - heartbeat > stale_after
 
 
-_STATES = ", ".join(f"'{s.value}'" for s in JobState)
-
-# Statements, not a script: `executescript` would commit in the middle of our transaction.
-_SCHEMA_V1 = (
-    f"""CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        path TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ({_STATES})),
-        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-        camera TEXT,
-        folder TEXT NOT NULL,
-        error TEXT,
-        output TEXT,
-        ruleset TEXT,
-        worker TEXT,
-        heartbeat REAL,
-        not_before REAL NOT NULL DEFAULT 0,  -- epoch seconds; 0: claimable at once
-        duplicate_of INTEGER REFERENCES jobs(id),
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
-        CHECK ((state = 'duplicate') = (duplicate_of IS NOT NULL))
-    )""",
-    # The invariant "same content is processed once" held by SQLite, not only by this code.
-    "CREATE UNIQUE INDEX jobs_content ON jobs(sha256) WHERE state != 'duplicate'",
-    "CREATE INDEX jobs_queue ON jobs(id, not_before) WHERE state = 'queued'",
-    "CREATE INDEX jobs_state ON jobs(state, id)",
-    """CREATE TABLE files (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        inode INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        folder TEXT NOT NULL,
-        job_id INTEGER NOT NULL REFERENCES jobs(id),
-        recorded REAL NOT NULL,
-        UNIQUE (path, size, mtime_ns, inode)
-    )""",
-    "CREATE INDEX files_job ON files(job_id)",
-    """CREATE TABLE job_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        job_id INTEGER NOT NULL REFERENCES jobs(id),
-        time REAL NOT NULL,
-        state TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT ''
-    )""",
-    "CREATE INDEX job_events_job ON job_events(job_id, id)",
-    """CREATE TRIGGER job_events_no_update BEFORE UPDATE ON job_events
-       BEGIN SELECT RAISE(ABORT, 'job_events is append-only'); END""",
-    """CREATE TRIGGER job_events_no_delete BEFORE DELETE ON job_events
-       BEGIN SELECT RAISE(ABORT, 'job_events is append-only'); END""",
-)
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1}
-
-_JOB_COLUMNS = (
-    "id, path, sha256, size, state, attempts, camera, folder, error, output, ruleset, "
-    "created, updated, duplicate_of"
-)
-
-
-def _job(row: tuple[Any, ...]) -> Job:
-    (id_, path, sha, size, state, attempts, camera, folder, error, output, ruleset) = row[:11]
-    created, updated, duplicate_of = row[11:14]
-    return Job(
-        id=id_,
-        path=path,
-        sha256=sha,
-        size=size,
-        state=JobState(state),
-        attempts=attempts,
-        camera=camera,
-        folder=folder,
-        error=error,
-        output=output,
-        ruleset=ruleset,
-        created=created,
-        updated=updated,
-        duplicate_of=duplicate_of,
-    )
-
-
-class Journal:
-    """One connection to the journal; one per process (a lock makes it safe across threads)."""
-
-    def __init__(self, path: Path, timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        # isolation_level=None: no implicit transactions; every one is opened explicitly.
-        self._db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            self._configure(timeout)
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _configure(self, timeout: float) -> None:
-        self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode != "wal":
-            raise JournalError(f"{self.path}: cannot use WAL journal mode (got {mode!r})")
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-
-    def _migrate(self) -> None:
-        with self._transaction():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"{self.path}: journal schema {version} is newer than this privmask "
-                    f"understands ({SCHEMA_VERSION}); upgrade privmask"
-                )
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[step]:
-                    self._db.execute(statement)
-            if version != SCHEMA_VERSION:
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the write lock first, so reads in it stay true."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+class Journal(JournalDB):
+    """One connection to the journal; one per process (a lock makes it safe across threads).
+    Opening, reading and the transaction helpers are in `JournalDB`."""
 
     # -- intake side ----------------------------------------------------------------------
 
@@ -355,10 +188,36 @@ class Journal:
 
     # -- worker side ----------------------------------------------------------------------
 
-    def claim(self, worker: str, now: float | None = None) -> Job | None:
-        """Take the oldest due QUEUED job for `worker`, or None when none is due."""
+    def start_run(self, pid: int, now: float | None = None) -> str:
+        """Record the daemon now running on this journal; returns its run id, which its
+        workers claim with. Claims on behalf of any earlier run are refused from now on."""
+        run, now = secrets.token_hex(8), time.time() if now is None else now
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO daemon (id, run, pid, started) VALUES (1, ?, ?, ?) ON CONFLICT(id) "
+                "DO UPDATE SET run = excluded.run, pid = excluded.pid, started = excluded.started",
+                (run, pid, now),
+            )
+        return run
+
+    def claim(
+        self,
+        worker: str,
+        now: float | None = None,
+        *,
+        run: str | None = None,
+        time_limit: float | None = None,
+    ) -> Job | None:
+        """Take the oldest due QUEUED job for `worker`, or None when none is due.
+
+        `run`: the daemon run the worker belongs to; RunEndedError if another daemon has
+        started since. `time_limit`: seconds this try may take (see `update_claim`)."""
         now = time.time() if now is None else now
         with self._transaction() as db:
+            if run is not None:
+                current = db.execute("SELECT run FROM daemon WHERE id = 1").fetchone()
+                if current is None or current[0] != run:
+                    raise RunEndedError(f"daemon run {run} has ended; {worker} gets no job")
             row = db.execute(
                 "SELECT id FROM jobs WHERE state = 'queued' AND not_before <= ? "
                 "ORDER BY id LIMIT 1",
@@ -366,14 +225,34 @@ class Journal:
             ).fetchone()
             if row is None:
                 return None
+            deadline = None if time_limit is None else now + time_limit
             db.execute(
                 "UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker = ?, "
-                "heartbeat = ?, updated = ? WHERE id = ?",
-                (worker, now, now, row[0]),
+                "heartbeat = ?, deadline = ?, package = NULL, updated = ? WHERE id = ?",
+                (worker, now, deadline, now, row[0]),
             )
             job = self._get(db, row[0])
             self._event(job.id, JobState.PROCESSING, f"attempt {job.attempts} by {worker}", now)
             return job
+
+    def update_claim(
+        self,
+        job_id: int,
+        worker: str,
+        *,
+        deadline: float | None = None,
+        package: str | None = None,
+    ) -> None:
+        """What `worker` learnt about its try: the time it may take once the clip's duration
+        is known, and the package it is about to write. JobStateError if not its job."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET deadline = coalesce(?, deadline), package = coalesce(?, package) "
+                "WHERE id = ? AND state = 'processing' AND worker = ?",
+                (deadline, package, job_id, worker),
+            )
+            if cursor.rowcount != 1:
+                raise JobStateError(f"job {job_id} is not being processed by {worker}")
 
     def heartbeat(self, job_id: int, worker: str) -> None:
         """Say `worker` is still on the job; raises JobStateError if it no longer holds it."""
@@ -427,47 +306,7 @@ class Journal:
             self._event(job_id, state, error, now)
             return state
 
-    # -- reading --------------------------------------------------------------------------
-
-    def get(self, job_id: int) -> Job:
-        """The job with this id; KeyError if there is none."""
-        with self._lock:
-            return self._get(self._db, job_id)
-
-    def counts(self) -> dict[str, int]:
-        """Number of jobs in each state, every state present."""
-        with self._lock:
-            rows = self._db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
-        found = dict(rows)
-        return {state.value: found.get(state.value, 0) for state in JobState}
-
-    def jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
-        """Jobs in id order, optionally only those in `state`."""
-        query = f"SELECT {_JOB_COLUMNS} FROM jobs"
-        params: tuple[Any, ...] = (limit,)
-        if state is not None:
-            query += " WHERE state = ?"
-            params = (JobState(state).value, limit)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY id LIMIT ?", params).fetchall()
-        return [_job(row) for row in rows]
-
-    def events(self, job_id: int) -> list[tuple[float, str, str]]:
-        """The audit trail of one job: (time, state, detail), oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT time, state, detail FROM job_events WHERE job_id = ? ORDER BY id",
-                (job_id,),
-            ).fetchall()
-        return [(t, s, d) for t, s, d in rows]
-
     # -- helpers (called inside a transaction) --------------------------------------------
-
-    def _get(self, db: sqlite3.Connection, job_id: int) -> Job:
-        row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise KeyError(job_id)
-        return _job(row)
 
     def _record(
         self, file: _File, state: JobState, error: str | None, detail: str
@@ -518,12 +357,6 @@ class Journal:
             )
             self._event(job_id, state, detail, now)
             return self._get(db, job_id), duplicate_of is None
-
-    def _event(self, job_id: int, state: JobState, detail: str, now: float) -> None:
-        self._db.execute(
-            "INSERT INTO job_events (job_id, time, state, detail) VALUES (?, ?, ?, ?)",
-            (job_id, now, state.value, detail),
-        )
 
     def _interruptions(self, job_id: int) -> int:
         row = self._db.execute(

@@ -5,16 +5,22 @@ or quarantine), starts and replaces worker processes that redact the queued jobs
 (`worker.py`), and runs camera discovery and live masking (`live/`). Signals only set a flag;
 the loop waits with a timeout and acts, and shutdown gives running jobs a deadline, after
 which they are interrupted and put back in the queue, never left half-written.
+
+One daemon per state folder (`statefolder.py`). Workers are told to stop through a pipe,
+never through a lock a killed worker could leave held, and they die with the daemon. A
+worker that stops heartbeating or runs past its job's time limit (`liveness.py`) is killed;
+its job goes back like any crash, and its partial package and work files are removed then.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
+import re
 import secrets
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -22,15 +28,17 @@ from pathlib import Path
 import structlog
 
 from privmask.adapters import files
+from privmask.daemon import statefolder
 from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigError
 from privmask.daemon.intake import Intake
-from privmask.daemon.journal import JobState, Journal
+from privmask.daemon.journal import Job, JobState, Journal
 from privmask.daemon.live.supervisor import LiveSupervisor
+from privmask.daemon.liveness import overdue
 from privmask.daemon.quarantine import quarantine
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret
-from privmask.daemon.worker import claim_name, worker_main
+from privmask.daemon.workers import WorkerPool
 from privmask.rules.files import parse_rules
 from privmask.rules.ruleset import RuleSet
 
@@ -38,6 +46,7 @@ log = structlog.get_logger("privmask.service")
 
 SHUTDOWN_SECONDS = 60.0  # a running job gets this long to finish after SIGTERM
 LIVE_CHECK_SECONDS = 10.0  # how soon live masking follows a rule or camera change
+OVERDUE_CHECK_SECONDS = 2.0  # how often the claims are checked for hung workers
 
 
 class Service:
@@ -45,7 +54,8 @@ class Service:
         self.config = config
         self._stop = threading.Event()
         self._signals = 0
-        self._workers: list = []  # type: ignore[type-arg]
+        self._workers: WorkerPool | None = None
+        self._policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
 
     # signals only record; the loop acts
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -53,30 +63,34 @@ class Service:
         if self._signals > 1:
             # a second Ctrl-C forces the exit: interrupted jobs go back at the next start
             log.warning("forced_exit")
-            for process in self._workers:
-                process.kill()
+            if self._workers is not None:
+                self._workers.kill()
             os._exit(128 + signum)
         log.info("stopping", signal=signal.Signals(signum).name)
         self._stop.set()
 
     def run(self) -> int:
         config = self.config
+        statefolder.make_private(config.state)
+        lock = statefolder.hold(config.state)  # held until this process ends
+        try:
+            return self._run(config)
+        finally:
+            os.close(lock)
+
+    def _run(self, config: Config) -> int:
         _prepare_folders(config)
         password = self._password()
         rulebook = self._rules()
-        policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
+        policy = self._policy
         journal = Journal(config.journal_path)
+        run = journal.start_run(os.getpid())  # workers of any earlier run get no more jobs
         self._put_back(journal, policy)
         self._finish_quarantines(journal)
         _sweep_partials(config)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        context = multiprocessing.get_context("spawn")
-        stop_workers = context.Event()
-        workers = self._workers
-        workers += [
-            self._start_worker(context, password, i, stop_workers) for i in range(config.workers)
-        ]
+        self._workers = workers = WorkerPool(config, password, run, config.workers)
         intake = Intake(config, journal, self._quarantine)
         intake.start()
         log.info(
@@ -91,7 +105,7 @@ class Service:
         if config.cameras.discover_seconds or config.cameras.streams:
             camera_thread = threading.Thread(target=self._camera_loop, name="cameras", daemon=True)
             camera_thread.start()
-        next_scan = 0.0
+        next_scan = next_check = 0.0
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -99,12 +113,12 @@ class Service:
                     next_scan = now + config.scan_seconds
                     intake.reconcile()
                 intake.tick()
-                for index, process in enumerate(workers):
-                    if not process.is_alive() and not self._stop.is_set():
-                        log.error("worker_died", worker=index, exit_code=process.exitcode)
-                        # only its own job goes back: the others are still being worked on
-                        self._put_back(journal, policy, [claim_name(process.pid, f"w{index}")])
-                        workers[index] = self._start_worker(context, password, index, stop_workers)
+                if now >= next_check:
+                    next_check = now + OVERDUE_CHECK_SECONDS
+                    self._kill_overdue(journal, workers)
+                if dead := workers.replace_dead():
+                    # only their own jobs go back: the others are still being worked on
+                    self._put_back(journal, policy, dead)
                 self._stop.wait(0.2)
         finally:
             intake.stop()
@@ -113,8 +127,7 @@ class Service:
             if camera_thread is not None:
                 camera_thread.join(30)  # a discovery round ends within its timeout
             self._live.stop()
-            stop_workers.set()
-            _join(workers, SHUTDOWN_SECONDS)
+            workers.stop(SHUTDOWN_SECONDS)
             self._put_back(journal, policy, orderly=True)
             journal.close()
             log.info("stopped")
@@ -156,8 +169,37 @@ class Service:
         job the service itself stopped at shutdown keeps its tries)."""
         for job in journal.recover(policy, workers=workers, orderly=orderly):
             log.info("job_put_back", job=job.id, state=str(job.state), attempts=job.attempts)
+            self._clean_after(job)
             if job.state is JobState.QUARANTINED:
                 self._quarantine(job.path, job.id, "interrupted", job.error or "interrupted")
+
+    def _kill_overdue(self, journal: Journal, workers: WorkerPool) -> None:
+        """Kill the worker of every job that stopped heartbeating or ran past its limit; the
+        loop then puts the job back as a crash (a job without a worker process goes now)."""
+        now = time.time()
+        processes = workers.by_claim()
+        try:
+            claims = journal.claims()
+        except sqlite3.Error as exc:  # looked at again at the next check
+            log.error("overdue_check_failed", error=str(exc))
+            return
+        for claim in claims:
+            why = overdue(claim.heartbeat, claim.deadline, now)
+            if why is None:
+                continue
+            log.error("job_overdue", job=claim.job, worker=claim.worker, why=why)
+            process = processes.get(claim.worker)
+            if process is not None and process.is_alive():
+                process.kill()  # a hung process may ignore SIGTERM, or be stopped
+                process.join(5)
+            else:
+                self._put_back(journal, self._policy, [claim.worker])
+
+    def _clean_after(self, job: Job) -> None:
+        """What an interrupted try leaves: its work files and a partial package."""
+        shutil.rmtree(self.config.work / str(job.id), ignore_errors=True)
+        if job.package is not None:
+            _remove_partials(Path(job.package))
 
     def _finish_quarantines(self, journal: Journal) -> None:
         """A crash between recording a quarantine and copying the clip: copy it now."""
@@ -198,30 +240,6 @@ class Service:
             return None
         return RuleBook(self.config.rules, snapshots=snapshots).start()
 
-    def _start_worker(self, context, password: bytes, index: int, stop):  # type: ignore[no-untyped-def]
-        process = context.Process(
-            target=worker_main,
-            args=(self.config, password, f"w{index}", stop),
-            name=f"privmask-worker-{index}",
-            daemon=False,
-        )
-        process.start()
-        return process
-
-
-def _join(workers, seconds: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    for process in workers:
-        process.join(max(0.0, deadline - time.monotonic()))
-    for process in workers:
-        if process.is_alive():
-            log.warning("worker_interrupted", pid=process.pid)
-            process.terminate()  # SIGTERM: it unwinds and removes its temporary files
-            process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join()
-
 
 def _prepare_folders(config: Config) -> None:
     """Create what privmask owns; a configured outbox or inbox must exist already, since
@@ -232,7 +250,7 @@ def _prepare_folders(config: Config) -> None:
             folder.mkdir(parents=True, exist_ok=True)
         elif not folder.is_dir():
             raise ConfigError(f"{folder} does not exist or is not a folder (is the share mounted?)")
-    for folder in (config.quarantine, config.state, config.work):
+    for folder in (config.quarantine, config.work):
         folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -248,3 +266,16 @@ def _sweep_partials(config: Config) -> None:
         if files.OWN_PARTIAL.fullmatch(stale.name):
             files.remove(stale)
 
+
+def _remove_partials(package: Path) -> None:
+    """The hidden temporary files of `package` (named by files.temporary_name, with or
+    without the package's suffix) that a killed worker left in its outbox."""
+    stem, suffix = re.escape(f".{package.stem}."), re.escape(package.suffix)
+    own = re.compile(stem + r"[0-9a-f]{8,}\.partial(" + suffix + ")?")
+    try:
+        stale = [p for p in package.parent.iterdir() if own.fullmatch(p.name) and p.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+            log.info("partial_removed", file=path.name)
+    except OSError as exc:  # an outbox gone meanwhile: the next start sweeps it
+        log.warning("partial_not_removed", outbox=str(package.parent), error=exc.strerror)

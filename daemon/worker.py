@@ -3,6 +3,10 @@
 Exactly once, even across kill -9: a job's package name is fixed by its id, and a retried
 job whose package is already in the outbox (published just before a crash) is recognised
 by the input hash in its manifest and recorded as done instead of being made again.
+
+A worker heartbeats while it works, records its try's time limit and the package it writes
+(`liveness.py`: the service kills a hung worker and cleans up after it), dies with its
+daemon, and reports a crash as one log event.
 """
 
 from __future__ import annotations
@@ -12,18 +16,27 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.synchronize import Event
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import structlog
 
 from privmask.adapters.models import sha256_of
-from privmask.adapters.video import VideoError
+from privmask.adapters.video import VideoError, probe
 from privmask.daemon.config import Config
 from privmask.daemon.delivery import manifest, plan_delivery
-from privmask.daemon.journal import Job, JobState, Journal
+from privmask.daemon.journal import Job, JobState, JobStateError, Journal, RunEndedError
+from privmask.daemon.liveness import (
+    FLOOR_SECONDS,
+    Heartbeat,
+    StopSignal,
+    die_with_parent,
+    time_limit,
+)
+from privmask.daemon.logs import configure, describe
 from privmask.daemon.pipeline.offline import redact
 from privmask.daemon.pipeline.report import video_summary
 from privmask.daemon.quarantine import quarantine
@@ -33,28 +46,45 @@ from privmask.rules.match import Facts
 
 log = structlog.get_logger("privmask.worker")
 
+
 @dataclass(frozen=True)
 class Outcome:
     package: Path
     ruleset: str
 
 
-def worker_main(config: Config, password: bytes, name: str, stop: Event) -> None:
-    """The body of one worker process."""
-    from privmask.daemon.logs import configure
-
+def worker_main(
+    config: Config, password: bytes, name: str, run: str, parent: int, stop_pipe: Connection
+) -> None:
+    """The body of one worker process of the daemon `parent` (its journal run `run`); it
+    stops taking jobs once `stop_pipe` reads as closed."""
     configure(json=True)
+    stop = StopSignal(stop_pipe)
+    die_with_parent(parent, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when to stop
     signal.signal(signal.SIGTERM, _unwind)
     worker = claim_name(os.getpid(), name)
+    try:
+        _serve(config, password, worker, run, stop)
+    except Exception as exc:  # a bug, or a journal it cannot open: one event, then exit 1
+        log.error("worker_crashed", worker=worker, **describe(exc))
+        raise SystemExit(1) from None
+
+
+def _serve(config: Config, password: bytes, worker: str, run: str, stop: StopSignal) -> None:
     policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
     with Journal(config.journal_path) as journal:
+        log.info("worker_ready", worker=worker)
         while not stop.is_set():
             if not config.outbox.is_dir():  # the share is not mounted: do not use up tries
                 log.warning("outbox_unreachable", outbox=str(config.outbox))
                 stop.wait(5)
                 continue
-            job = journal.claim(worker)
+            try:  # until it knows the clip's duration, a try gets the shortest time limit
+                job = journal.claim(worker, run=run, time_limit=FLOOR_SECONDS)
+            except RunEndedError:
+                log.warning("worker_orphaned", worker=worker)  # its daemon is gone
+                return
             if job is None:
                 stop.wait(0.5)
                 continue
@@ -74,25 +104,56 @@ def run_job(
     job: Job, journal: Journal, config: Config, password: bytes, policy: RetryPolicy, worker: str
 ) -> None:
     bound = log.bind(job=job.id, attempt=job.attempts, worker=worker)
-    bound.info("job_started", source=job.path)
+    limit = time_limit(_duration(Path(job.path)))
     try:
-        outcome = process(job, config, password)
+        journal.update_claim(job.id, worker, deadline=time.time() + limit)
+        bound.info("job_started", source=job.path, time_limit=round(limit))
+        with Heartbeat(journal, job.id, worker):
+            outcome = process(
+                job,
+                config,
+                password,
+                lambda package: journal.update_claim(job.id, worker, package=str(package)),
+            )
+        journal.finish(job.id, str(outcome.package), outcome.ruleset, worker=worker)
+    except JobStateError as exc:  # judged hung and given to another try: ours counts for nothing
+        bound.warning("job_lost", reason=str(exc))
     except Exception as exc:
-        failure = classify(exc)
-        if failure is None:  # a bug: the worker dies, and the job counts as interrupted
-            raise
-        state = journal.fail(job.id, str(exc), policy, permanent=failure.permanent)
-        bound.warning("job_failed", reason=str(exc), state=str(state), code=failure.code)
-        if state is JobState.QUARANTINED:
-            quarantine(Path(job.path), config.quarantine, job.id, failure.code, str(exc))
+        _failed(job, exc, journal, config, policy, worker)
     else:
-        journal.finish(job.id, str(outcome.package), outcome.ruleset)
         bound.info("job_done", package=outcome.package.name, rule_set=outcome.ruleset)
     finally:
         shutil.rmtree(config.work / str(job.id), ignore_errors=True)
 
 
-def process(job: Job, config: Config, password: bytes) -> Outcome:
+def _failed(
+    job: Job, exc: Exception, journal: Journal, config: Config, policy: RetryPolicy, worker: str
+) -> None:
+    bound = log.bind(job=job.id, attempt=job.attempts, worker=worker)
+    failure = classify(exc)
+    if failure is None:  # a bug: the worker dies, and the job counts as interrupted
+        raise exc
+    try:
+        state = journal.fail(job.id, str(exc), policy, permanent=failure.permanent, worker=worker)
+    except JobStateError as lost:
+        bound.warning("job_lost", reason=str(lost))
+        return
+    bound.warning("job_failed", reason=str(exc), state=str(state), code=failure.code)
+    if state is JobState.QUARANTINED:
+        quarantine(Path(job.path), config.quarantine, job.id, failure.code, str(exc))
+
+
+def _duration(source: Path) -> float:
+    """The clip's duration in seconds, for its time limit; 0 (the floor) when it cannot be
+    probed: the try itself then fails quickly and says why."""
+    try:
+        return probe(source).duration_s
+    except Exception:  # whatever an untrusted file makes the demuxer raise
+        return 0.0
+
+
+def process(job: Job, config: Config, password: bytes, writing: Callable[[Path], None]) -> Outcome:
+    """Redact, package and publish one job; `writing` is told the package's path first."""
     source = Path(job.path)
     ruleset = current_snapshot(config.state / "rulesets")
     received = datetime.fromtimestamp(job.created, tz=UTC)
@@ -108,6 +169,7 @@ def process(job: Job, config: Config, password: bytes) -> Outcome:
         job=f"{job.id:06d}",
         input_sha256=job.sha256,
     )
+    writing(delivery.package)  # a partial of it left by a kill is removed when the job goes back
     earlier = delivery.published(job.sha256)
     if earlier is not None:  # published just before a crash: record it, never make it twice
         log.info("job_found_published", job=job.id, package=delivery.package.name)

@@ -109,6 +109,77 @@ class Daemon:
         return [p for p in self.outbox.rglob("*") if p.name.startswith(".")]
 
 
+def run_cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """One `privmask COMMAND --config CONFIG` in its own session; killed with its children
+    (a daemon's workers too) if it runs past `timeout`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "privmask.daemon.cli", *args, "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"privmask {' '.join(args)} still running after {timeout} s") from None
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started and that are still there (from /proc, Linux)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return sorted(found)
+
+
+def worker_pids(daemon: Daemon, count: int, timeout: float = 60) -> list[int]:
+    """The daemon's worker processes (its spawned children that are not the resource
+    tracker), once there are `count` of them at work: started and holding the journal."""
+    assert daemon.process is not None
+    journal = str(daemon.state / "journal.sqlite")
+    pids: list[int] = []
+
+    def found() -> bool:
+        nonlocal pids
+        pids = [
+            p
+            for p in children(daemon.process.pid)  # type: ignore[union-attr]
+            if _is_worker(p) and journal in _open_files(p)
+        ]
+        return len(pids) >= count
+
+    if not eventually(found, timeout):
+        raise AssertionError(f"{len(pids)} workers, not {count}")
+    return pids
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"spawn_main" in command and b"resource_tracker" not in command
+
+
+def _open_files(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        with contextlib.suppress(OSError):
+            found.add(os.readlink(fd))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting to be reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def eventually(condition: Callable[[], bool], timeout: float = 120) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

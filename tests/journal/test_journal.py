@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -22,8 +23,10 @@ from privmask.daemon.journal import (
     JobStateError,
     Journal,
     JournalError,
+    RunEndedError,
     is_stale,
 )
+from privmask.daemon.journal_schema import SCHEMA_V1
 from privmask.daemon.retry import MAX_DELAY_SECONDS, RetryPolicy
 
 # Child programs run as `python -c CODE DB ...`: real processes, each with its own connection.
@@ -460,3 +463,61 @@ def test_orderly_put_back_at_shutdown_keeps_the_tries(journal: Journal) -> None:
     journal.claim("w0")
     (crashed,) = journal.recover(policy)  # a crash, by contrast, uses up the try
     assert (crashed.state, crashed.attempts) == (JobState.QUEUED, 1)
+
+
+# -- one daemon at a time, its workers' claims, and their limits -----------------------------
+
+
+def test_a_worker_of_a_daemon_that_is_gone_gets_no_job(journal: Journal) -> None:
+    first = journal.start_run(pid=101)
+    add(journal, 1)
+    add(journal, 2)
+    assert journal.claim("host:201:w0", run=first) is not None
+    second = journal.start_run(pid=102)  # the daemon was restarted; an orphan still asks
+    with pytest.raises(RunEndedError):
+        journal.claim("host:201:w0", run=first)
+    assert journal.counts()["queued"] == 1
+    claimed = journal.claim("host:301:w0", run=second)
+    assert claimed is not None and claimed.id == 2
+
+
+def test_a_claim_carries_its_deadline_and_its_package(journal: Journal) -> None:
+    job, _ = add(journal, 1)
+    journal.claim("w0", now=1000.0, time_limit=600.0)
+    (claim,) = journal.claims()
+    assert (claim.job, claim.worker, claim.heartbeat, claim.deadline) == (job.id, "w0", 1000, 1600)
+    journal.update_claim(job.id, "w0", deadline=5000.0, package="/out/case_1.zip")
+    with pytest.raises(JobStateError):
+        journal.update_claim(job.id, "w1", deadline=9999.0)  # not the holder
+    (claim,) = journal.claims()
+    assert (claim.deadline, claim.package) == (5000.0, "/out/case_1.zip")
+    (back,) = journal.recover(RetryPolicy(), workers=["w0"])
+    assert back.package == "/out/case_1.zip"  # the service cleans up its partial from this
+    assert journal.claims() == []
+
+
+def test_the_journal_file_is_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with Journal(tmp_path / "journal.sqlite") as journal:
+            add(journal, 1)
+            made = sorted(tmp_path.glob("journal.sqlite*"))
+            assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in made] == ["0o600"] * len(made)
+    finally:
+        os.umask(old)
+
+
+def test_a_journal_of_schema_1_is_migrated_and_keeps_its_jobs(db: Path) -> None:
+    with sqlite3.connect(db) as con:
+        for statement in SCHEMA_V1:
+            con.execute(statement)
+        con.execute(
+            "INSERT INTO jobs (path, sha256, size, state, folder, created, updated) "
+            "VALUES ('/in/a.mp4', ?, 1, 'queued', '/in', 1, 1)",
+            (SHA_A,),
+        )
+        con.execute("PRAGMA user_version = 1")
+    con.close()
+    with Journal(db) as journal:
+        job = journal.claim("w0", time_limit=60.0)
+        assert job is not None and job.path == "/in/a.mp4" and job.package is None

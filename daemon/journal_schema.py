@@ -1,0 +1,212 @@
+"""What the journal holds: its types, its tables, their migrations, and how it is opened.
+
+`journal.py` reads and writes through these; everything public here is importable from
+`privmask.daemon.journal` as well.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+SCHEMA_VERSION = 2
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+    DUPLICATE = "duplicate"
+
+
+class JournalError(Exception):
+    """The journal cannot be used (for example, it was written by a newer privmask)."""
+
+
+class JobStateError(JournalError):
+    """A transition was asked of a job that is not in the state it needs (or not yours)."""
+
+
+class RunEndedError(JournalError):
+    """A worker asked for work on behalf of a daemon that is no longer the one running."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    path: str
+    sha256: str
+    size: int
+    state: JobState
+    attempts: int
+    camera: str | None
+    folder: str
+    error: str | None
+    output: str | None
+    ruleset: str | None
+    created: float
+    updated: float
+    duplicate_of: int | None = None
+    """For a DUPLICATE record: the id of the job that holds the same content."""
+    package: str | None = None
+    """The package its latest try was writing: a killed try's partial file is beside it."""
+
+
+class FileIdentity(NamedTuple):
+    """A file as intake saw it: the same path, size, mtime and inode is the same file."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+class Claim(NamedTuple):
+    """A PROCESSING job as its worker last reported it (what tells a hung worker)."""
+
+    job: int
+    worker: str
+    heartbeat: float | None
+    deadline: float | None  # epoch seconds the try must end by
+    package: str | None
+
+
+_STATES = ", ".join(f"'{s.value}'" for s in JobState)
+
+# Statements, not a script: `executescript` would commit in the middle of our transaction.
+SCHEMA_V1 = (
+    f"""CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ({_STATES})),
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        camera TEXT,
+        folder TEXT NOT NULL,
+        error TEXT,
+        output TEXT,
+        ruleset TEXT,
+        worker TEXT,
+        heartbeat REAL,
+        not_before REAL NOT NULL DEFAULT 0,  -- epoch seconds; 0: claimable at once
+        duplicate_of INTEGER REFERENCES jobs(id),
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        CHECK ((state = 'duplicate') = (duplicate_of IS NOT NULL))
+    )""",
+    # The invariant "same content is processed once" held by SQLite, not only by this code.
+    "CREATE UNIQUE INDEX jobs_content ON jobs(sha256) WHERE state != 'duplicate'",
+    "CREATE INDEX jobs_queue ON jobs(id, not_before) WHERE state = 'queued'",
+    "CREATE INDEX jobs_state ON jobs(state, id)",
+    """CREATE TABLE files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        recorded REAL NOT NULL,
+        UNIQUE (path, size, mtime_ns, inode)
+    )""",
+    "CREATE INDEX files_job ON files(job_id)",
+    """CREATE TABLE job_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        time REAL NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX job_events_job ON job_events(job_id, id)",
+    """CREATE TRIGGER job_events_no_update BEFORE UPDATE ON job_events
+       BEGIN SELECT RAISE(ABORT, 'job_events is append-only'); END""",
+    """CREATE TRIGGER job_events_no_delete BEFORE DELETE ON job_events
+       BEGIN SELECT RAISE(ABORT, 'job_events is append-only'); END""",
+)
+# Version 2: a try's time limit and the package it writes; the daemon run workers belong to.
+SCHEMA_V2 = (
+    "ALTER TABLE jobs ADD COLUMN deadline REAL",  # epoch seconds; NULL: no limit
+    "ALTER TABLE jobs ADD COLUMN package TEXT",
+    """CREATE TABLE daemon (
+        id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row: the daemon of this state folder
+        run TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started REAL NOT NULL
+    )""",
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2}
+
+JOB_COLUMNS = (
+    "id, path, sha256, size, state, attempts, camera, folder, error, output, ruleset, "
+    "created, updated, duplicate_of, package"
+)
+
+
+def job_from_row(row: tuple[Any, ...]) -> Job:
+    (id_, path, sha, size, state, attempts, camera, folder, error, output, ruleset) = row[:11]
+    created, updated, duplicate_of, package = row[11:15]
+    return Job(
+        id=id_,
+        path=path,
+        sha256=sha,
+        size=size,
+        state=JobState(state),
+        attempts=attempts,
+        camera=camera,
+        folder=folder,
+        error=error,
+        output=output,
+        ruleset=ruleset,
+        created=created,
+        updated=updated,
+        duplicate_of=duplicate_of,
+        package=package,
+    )
+
+
+def make_private(path: Path) -> None:
+    """The journal holds inbox paths and the audit trail: its owner's alone. A new file is
+    made 0600 before SQLite opens it (SQLite gives its -wal and -shm files the same mode);
+    an older, readable one is tightened when its owner opens it."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.stat()
+        except OSError:
+            continue
+        if file.is_file() and info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            file.chmod(0o600)
+
+
+def configure(db: sqlite3.Connection, path: Path, timeout: float) -> None:
+    """The pragmas every connection needs; explicit, since SQLite's defaults are not these."""
+    db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        raise JournalError(f"{path}: cannot use WAL journal mode (got {mode!r})")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA foreign_keys = ON")
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION, step by step (call inside a write transaction)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"{path}: journal schema {version} is newer than this privmask "
+            f"understands ({SCHEMA_VERSION}); upgrade privmask"
+        )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[step]:
+            db.execute(statement)
+    if version != SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
