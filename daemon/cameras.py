@@ -48,6 +48,7 @@ import yaml
 from privmask.adapters import files, onvif, urls
 from privmask.adapters.onvif import CameraError, CameraInfo, Credentials, DiscoveredDevice
 from privmask.daemon.secrets import SecretError
+from privmask.rules import yamlfile
 
 if TYPE_CHECKING:
     from privmask.daemon.config import CamerasSpec
@@ -126,9 +127,14 @@ def load_secrets(path: Path) -> Secrets:
                 f"{path}: camera secrets file must not be readable by group or others "
                 f"(mode {stat.filemode(mode)}; run chmod 600 {path})"
             )
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # within the bounds of rule and config files: whoever can write it may be hostile
+        _, raw = yamlfile.load(yamlfile.read_text(path, "a camera secrets file"))
     except OSError as exc:
         raise SecretError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SecretError(f"{path}: not UTF-8 text") from None
+    except yamlfile.YamlLimitError as exc:  # its message quotes nothing from the file
+        raise SecretError(f"{path}:{exc.line}:{exc.column}: {exc.message}") from None
     except yaml.YAMLError:
         raise SecretError(f"{path}: not valid YAML or JSON") from None
     if isinstance(raw, dict) and isinstance(raw.get("cameras"), dict):

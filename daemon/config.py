@@ -19,6 +19,7 @@ from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezone
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from privmask.adapters.validate import Limits
 from privmask.rules import yamlfile
 from privmask.rules.base import StrictModel
 from privmask.rules.schema import SecretRef
@@ -215,6 +216,17 @@ class Config:
     limits: LimitsSpec
     cameras: CamerasSpec
     timezone: tzinfo  # the site's clock: recording times, rule times, package names
+
+    @property
+    def intake_limits(self) -> Limits:
+        """What intake accepts: the one place the config's limits become bytes and seconds."""
+        limits = self.limits
+        return Limits(
+            max_bytes=int(limits.max_gigabytes * (1 << 30)),
+            max_seconds=limits.max_hours * 3600,
+            max_width=limits.max_width,
+            max_height=limits.max_height,
+        )
 
     @property
     def journal_path(self) -> Path:

@@ -36,13 +36,14 @@ from privmask.adapters.untrusted import (
     open_regular,
     sha256_of_descriptor,
 )
-from privmask.adapters.validate import Limits, Rejection, ValidationError, check_size, validate
+from privmask.adapters.validate import Rejection, ValidationError, check_size, validate
 
 # the temporary-name rule is shared with the folder watcher, which is the lower layer
 from privmask.adapters.watch import TEMP_PATTERNS, FolderWatcher, is_temporary, needs_polling
 from privmask.daemon.config import Config
 from privmask.daemon.journal import FileIdentity, Journal
 from privmask.daemon.quarantine import quarantine
+from privmask.daemon.recording import camera_from_name
 
 log = structlog.get_logger("privmask.intake")
 
@@ -183,9 +184,6 @@ def done_marker_ready(path: Path, marker_suffix: str = ".done") -> bool:
     return os.path.isfile(path) and os.path.exists(marker)
 
 
-Quarantine = Callable[[str, int, str, str], None]  # (source, job id, code, reason)
-
-
 @dataclass(frozen=True)
 class _Inbox:
     path: Path
@@ -195,11 +193,8 @@ class _Inbox:
 class Intake:
     """The inboxes' watchers, the stability tracker, and the taking of complete files."""
 
-    def __init__(
-        self, config: Config, journal: Journal, quarantine: Quarantine | None = None
-    ) -> None:
-        # `quarantine` is not used: intake quarantines what it rejects itself, from the
-        # descriptor it judged (a callback that takes a path would open the name again)
+    def __init__(self, config: Config, journal: Journal) -> None:
+        # intake quarantines what it rejects itself, from the descriptor it judged
         self.config, self.journal = config, journal
         self.quiet_seconds = max(
             config.network_quiet_seconds if needs_polling(i.path, i.poll) else config.quiet_seconds
@@ -215,13 +210,7 @@ class Intake:
             key=lambda inbox: len(inbox.path.parts),
             reverse=True,
         )
-        limits = config.limits
-        self.limits = Limits(
-            max_bytes=int(limits.max_gigabytes * (1 << 30)),
-            max_seconds=limits.max_hours * 3600,
-            max_width=limits.max_width,
-            max_height=limits.max_height,
-        )
+        self.limits = config.intake_limits
         self._announced: list[Path] = []
         self._ignored: dict[Path, tuple[int, int]] = {}  # logged already: (inode, mtime)
         self._lock = threading.Lock()
@@ -324,7 +313,7 @@ class Intake:
             self._reject(path, fd, judged, inbox, digest, exc.rejection)
             return
         folder = str(path.parent)
-        job, created = self.journal.enqueue(judged, digest, folder, inbox.camera)
+        job, created = self.journal.enqueue(judged, digest, folder, _camera(path, inbox))
         if created:
             log.info("clip_queued", job=job.id, source=str(path), bytes=judged.size)
         else:
@@ -343,7 +332,8 @@ class Intake:
         reference to it) beside its reason. A failed copy is recorded in the journal all the
         same, and made again at the next start."""
         folder = str(path.parent)
-        job = self.journal.quarantine_file(judged, digest, folder, rejection.reason, inbox.camera)
+        camera = _camera(path, inbox)
+        job = self.journal.quarantine_file(judged, digest, folder, rejection.reason, camera)
         try:
             quarantine(
                 path,
@@ -353,6 +343,7 @@ class Intake:
                 rejection.reason,
                 fd=fd,
                 max_copy_bytes=self.limits.max_bytes,
+                group_readable=self.config.quarantine_group_readable,
             )
         except OSError as exc:
             log.error("quarantine_copy_failed", job=job.id, error=str(exc))
@@ -375,6 +366,11 @@ class Intake:
             self._ignored.clear()
         self._ignored[path] = seen
         log.warning("inbox_entry_ignored", source=str(path), kind=kind)
+
+
+def _camera(path: Path, inbox: _Inbox) -> str | None:
+    """The inbox's camera, else one the vendor's export name gives (Hikvision, Dahua...)."""
+    return inbox.camera or camera_from_name(path.relative_to(inbox.path))
 
 
 def _unhashed(info: os.stat_result) -> str:

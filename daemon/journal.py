@@ -306,6 +306,40 @@ class Journal(JournalDB):
             self._event(job_id, state, error, now)
             return state
 
+    def release(self, job_id: int, reason: str, delay: float, *, worker: str | None = None) -> None:
+        """A try stopped by the site's storage (full, read-only, missing): back to QUEUED in
+        `delay` seconds with the try given back, since nothing is known about the clip."""
+        now = time.time()
+        with self._transaction() as db:
+            self._check_processing(job_id, worker)
+            db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = MAX(0, attempts - 1), error = ?, "
+                "worker = NULL, heartbeat = NULL, not_before = ?, updated = ? WHERE id = ?",
+                (reason, now + delay, now, job_id),
+            )
+            self._event(job_id, JobState.QUEUED, f"waiting for storage: {reason}", now)
+
+    # -- operator side --------------------------------------------------------------------
+
+    def requeue(self, job_id: int, now: float | None = None) -> Job:
+        """An operator's retry (`privmask retry`): QUARANTINED -> QUEUED, claimable at once,
+        with its tries reset, and an event saying who did it. JobStateError from any other
+        state, KeyError for no such job. Whether the source is still the clip is the
+        caller's to check (the worker checks its hash again before it redacts)."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            state = self._get(db, job_id).state
+            if state is not JobState.QUARANTINED:
+                raise JobStateError(f"job {job_id} is {state}, not quarantined")
+            db.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, worker = NULL, "
+                "heartbeat = NULL, deadline = NULL, package = NULL, not_before = 0, "
+                "updated = ? WHERE id = ?",
+                (now, job_id),
+            )
+            self._event(job_id, JobState.QUEUED, "retried by operator", now)
+            return self._get(db, job_id)
+
     # -- helpers (called inside a transaction) --------------------------------------------
 
     def _record(

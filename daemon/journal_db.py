@@ -17,6 +17,7 @@ from typing import Any
 from privmask.daemon.journal_schema import (
     JOB_COLUMNS,
     Claim,
+    FileIdentity,
     Job,
     JobState,
     configure,
@@ -105,6 +106,19 @@ class JournalDB:
                 "WHERE state = 'processing' ORDER BY id"
             ).fetchall()
         return [Claim(*row) for row in rows]
+
+    def first_file(self, job_id: int) -> FileIdentity:
+        """The file as intake took it for this job (its mtime is the recording time of last
+        resort, and must not change if the file is touched before a retry)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT path, size, mtime_ns, inode FROM files WHERE job_id = ? ORDER BY id "
+                "LIMIT 1",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return FileIdentity(*row)
 
     def events(self, job_id: int) -> list[tuple[float, str, str]]:
         """The audit trail of one job: (time, state, detail), oldest first."""

@@ -1,10 +1,11 @@
 """Retries: how often a job is tried, how long to wait between tries, and which failures
 are worth another try. Pure decisions, tested on their own.
 
-A failure is classified by its exception type, never by its message: a clip that is not a
-video, or that no rule applies to, fails the same way every time and goes to quarantine at
-once; a full disk, a missing model or an unreadable password may be fixed by a person, so
-the job is tried again after a backoff.
+A failure is classified by its exception type (and a video error by its code), never by
+its message: a clip that is not a video, or that no rule applies to, fails the same way
+every time and goes to quarantine at once; a missing model or an unreadable password may
+be fixed by a person, so the job is tried again after a backoff; a full, read-only or
+missing disk says nothing about the clip, so the job waits for it without using a try.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from privmask.adapters.models import ModelError
 from privmask.adapters.package import PackageError
 from privmask.adapters.video import VideoError
 from privmask.daemon.secrets import SecretError
+from privmask.daemon.storage import is_storage_fault
 from privmask.rules.files import RuleFileError
 from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import NoRuleApplies
@@ -41,18 +43,24 @@ RETRIES_EXHAUSTED = "retries_exhausted"
 
 @dataclass(frozen=True)
 class Failure:
-    permanent: bool
+    kind: Literal["permanent", "retry", "wait"]
     code: str  # quarantine reason code, if it comes to that
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind == "permanent"
 
 
 def classify(exc: Exception) -> Failure | None:
     """How a job's failure is handled; None for an error the worker does not expect (a bug),
     which is left to crash the worker and be counted as an interruption."""
+    if is_storage_fault(exc):
+        return Failure("wait", "storage")
     for kind, code in PERMANENT.items():
         if isinstance(exc, kind):
-            return Failure(permanent=True, code=code)
+            return Failure("permanent", code)
     if isinstance(exc, TRANSIENT):
-        return Failure(permanent=False, code=RETRIES_EXHAUSTED)
+        return Failure("retry", RETRIES_EXHAUSTED)
     return None
 
 

@@ -2,7 +2,9 @@
 
 A job takes `rulebook.current` once and keeps that `RuleSet` to the end, so it never sees a
 half-loaded set; a reload builds a new set and swaps the reference. A change that makes the
-folder invalid is logged with file, line and column, and the last good set stays in force.
+folder invalid is logged with file, line and column, and the last good set stays in force;
+so does a set that `accept` refuses (the daemon's: a rule needs a model that is not
+installed), and a reload that fails in any other way (one event with the error's type).
 The folder is watched through `adapters.watch`; snapshots for worker processes are published
 atomically and durably through `adapters.files`.
 """
@@ -17,8 +19,11 @@ from types import TracebackType
 import structlog
 
 from privmask.adapters import files
+from privmask.adapters.models import ModelError
 from privmask.adapters.watch import watch_folder
+from privmask.daemon.logs import describe
 from privmask.rules.files import Problem, RuleFileError
+from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import RuleSet
 
 log = structlog.get_logger("privmask.rules")
@@ -26,16 +31,23 @@ log = structlog.get_logger("privmask.rules")
 
 class RuleBook:
     def __init__(
-        self, folder: Path, settle_seconds: float = 0.3, snapshots: Path | None = None
+        self,
+        folder: Path,
+        settle_seconds: float = 0.3,
+        snapshots: Path | None = None,
+        accept: Callable[[RuleSet], None] | None = None,
     ) -> None:
         """Load the folder now; raise RuleFileError if it is not a valid, non-empty set.
 
         With `snapshots`, every set in force is also written there (see `publish`), for
-        worker processes to read.
+        worker processes to read. `accept` is called with every set before it is put in
+        force, and refuses it by raising ModelError or PlanError (the daemon's checks that
+        the models its rules need are installed, `pipeline.setup.check_models`).
         """
         self.folder = folder
         self.settle_seconds = settle_seconds  # editors save in bursts: wait for quiet
         self.snapshots = snapshots
+        self.accept = accept
         self._current = self._load()
         if snapshots is not None:
             publish(self._current, snapshots)
@@ -52,21 +64,29 @@ class RuleBook:
         ruleset = RuleSet.from_paths([self.folder])
         if not ruleset.rules:
             raise RuleFileError([Problem(str(self.folder), 1, 1, "the rules folder holds no rule")])
+        if self.accept is not None:
+            self.accept(ruleset)
         for warning in ruleset.warnings:
             log.warning("rule_warning", problem=str(warning))
         return ruleset
 
     def reload(self) -> bool:
-        """Load the folder again; keep the last good set if it is invalid. True if swapped."""
+        """Load the folder again; keep the last good set if it is invalid or refused, or if
+        the reload fails in any other way. True if the folder's set is in force."""
         try:
-            ruleset = self._load()
+            return self._reload()
         except RuleFileError as exc:
-            log.error(
-                "rules_invalid_kept_last_good",
-                rule_set=self._current.digest,
-                problems=[str(p) for p in exc.problems],
-            )
+            problems = [str(p) for p in exc.problems]
+        except (ModelError, PlanError) as exc:
+            problems = [str(exc)]
+        except Exception as exc:  # a bug, a disk: one event; the next change reloads as usual
+            log.error("rules_reload_failed", rule_set=self._current.digest, **describe(exc))
             return False
+        log.error("rules_invalid_kept_last_good", rule_set=self._current.digest, problems=problems)
+        return False
+
+    def _reload(self) -> bool:
+        ruleset = self._load()
         if ruleset.digest != self._current.digest:
             if self.snapshots is not None:
                 publish(ruleset, self.snapshots)

@@ -38,6 +38,7 @@ from privmask.daemon.quarantine import quarantine
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret
+from privmask.daemon.storage import Storage
 from privmask.daemon.workers import WorkerPool
 from privmask.rules.files import parse_rules
 from privmask.rules.ruleset import RuleSet
@@ -90,8 +91,11 @@ class Service:
         _sweep_partials(config)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self._workers = workers = WorkerPool(config, password, run, config.workers)
-        intake = Intake(config, journal, self._quarantine)
+        storage = Storage.at_start(
+            config.outbox, config.outbox_mount_point, (config.work, config.state)
+        )
+        self._workers = workers = WorkerPool(config, password, run, config.workers, storage)
+        intake = Intake(config, journal)
         intake.start()
         log.info(
             "started",
@@ -211,7 +215,15 @@ class Service:
 
     def _quarantine(self, source: str, job_id: int, code: str, reason: str) -> None:
         try:
-            quarantine(Path(source), self.config.quarantine, job_id, code, reason)
+            quarantine(
+                Path(source),
+                self.config.quarantine,
+                job_id,
+                code,
+                reason,
+                max_copy_bytes=self.config.intake_limits.max_bytes,
+                group_readable=self.config.quarantine_group_readable,
+            )
         except OSError as exc:  # recorded in the journal; the copy is retried at next start
             log.error("quarantine_copy_failed", job=job_id, error=str(exc))
 
@@ -229,16 +241,25 @@ class Service:
         return read_secret(SecretSource("file", str(generated)))
 
     def _rules(self) -> RuleBook | None:
+        """The rules in force. A set whose rules need a model that is not installed is
+        refused (ModelError: one line, exit 1), at start and at every reload."""
+        from privmask.daemon.pipeline.setup import check_models
+
+        def accept(ruleset: RuleSet) -> None:
+            check_models(ruleset, self.config.models)
+
         snapshots = self.config.state / "rulesets"
         if self.config.rules is None:
             parse_rules(DEFAULT_RULES, "<built-in>")
             builtin = snapshots / ".builtin"
             builtin.mkdir(parents=True, exist_ok=True)
             (builtin / "default.yaml").write_text(DEFAULT_RULES)
-            publish(RuleSet.from_paths([builtin]), snapshots)
+            ruleset = RuleSet.from_paths([builtin])
+            accept(ruleset)
+            publish(ruleset, snapshots)
             log.info("rules_builtin", rule="built-in-default (faces and people)")
             return None
-        return RuleBook(self.config.rules, snapshots=snapshots).start()
+        return RuleBook(self.config.rules, snapshots=snapshots, accept=accept).start()
 
 
 def _prepare_folders(config: Config) -> None:
@@ -250,8 +271,11 @@ def _prepare_folders(config: Config) -> None:
             folder.mkdir(parents=True, exist_ok=True)
         elif not folder.is_dir():
             raise ConfigError(f"{folder} does not exist or is not a folder (is the share mounted?)")
+    if config.outbox_mount_point and not os.path.ismount(config.outbox):
+        # its device now would be the local disk's, and packages would land beneath the share
+        raise ConfigError(f"outbox {config.outbox} is not a mount point (is the share mounted?)")
     for folder in (config.quarantine, config.work):
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _sweep_partials(config: Config) -> None:

@@ -16,19 +16,28 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import structlog
 
 from privmask.adapters.models import sha256_of
+from privmask.adapters.recording import container_metadata
+from privmask.adapters.untrusted import descriptor_path, open_regular
 from privmask.adapters.video import VideoError, probe
 from privmask.daemon.config import Config
 from privmask.daemon.delivery import manifest, plan_delivery
-from privmask.daemon.journal import Job, JobState, JobStateError, Journal, RunEndedError
+from privmask.daemon.journal import (
+    FileIdentity,
+    Job,
+    JobState,
+    JobStateError,
+    Journal,
+    RunEndedError,
+)
 from privmask.daemon.liveness import (
     FLOOR_SECONDS,
     Heartbeat,
@@ -40,11 +49,15 @@ from privmask.daemon.logs import configure, describe
 from privmask.daemon.pipeline.offline import redact
 from privmask.daemon.pipeline.report import video_summary
 from privmask.daemon.quarantine import quarantine
+from privmask.daemon.recording import recording_time
 from privmask.daemon.retry import RetryPolicy, classify
 from privmask.daemon.rulebook import current_snapshot
+from privmask.daemon.storage import Storage
 from privmask.rules.match import Facts
 
 log = structlog.get_logger("privmask.worker")
+
+STORAGE_CHECK_SECONDS = 5.0  # how often a worker waiting for storage looks again
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,17 @@ class Outcome:
 
 
 def worker_main(
-    config: Config, password: bytes, name: str, run: str, parent: int, stop_pipe: Connection
+    config: Config,
+    password: bytes,
+    name: str,
+    run: str,
+    parent: int,
+    stop_pipe: Connection,
+    storage: Storage,
 ) -> None:
     """The body of one worker process of the daemon `parent` (its journal run `run`); it
-    stops taking jobs once `stop_pipe` reads as closed."""
+    stops taking jobs once `stop_pipe` reads as closed, and takes none while `storage`
+    cannot take a job's output."""
     configure(json=True)
     stop = StopSignal(stop_pipe)
     die_with_parent(parent, stop)
@@ -65,20 +85,23 @@ def worker_main(
     signal.signal(signal.SIGTERM, _unwind)
     worker = claim_name(os.getpid(), name)
     try:
-        _serve(config, password, worker, run, stop)
+        _serve(config, password, worker, run, stop, storage)
     except Exception as exc:  # a bug, or a journal it cannot open: one event, then exit 1
         log.error("worker_crashed", worker=worker, **describe(exc))
         raise SystemExit(1) from None
 
 
-def _serve(config: Config, password: bytes, worker: str, run: str, stop: StopSignal) -> None:
+def _serve(
+    config: Config, password: bytes, worker: str, run: str, stop: StopSignal, storage: Storage
+) -> None:
     policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
     with Journal(config.journal_path) as journal:
         log.info("worker_ready", worker=worker)
         while not stop.is_set():
-            if not config.outbox.is_dir():  # the share is not mounted: do not use up tries
-                log.warning("outbox_unreachable", outbox=str(config.outbox))
-                stop.wait(5)
+            problem = storage.problem()
+            if problem:  # a full disk, an unmounted share: wait, and use up no try
+                log.warning("storage_waiting", reason=problem)
+                stop.wait(STORAGE_CHECK_SECONDS)
                 continue
             try:  # until it knows the clip's duration, a try gets the shortest time limit
                 job = journal.claim(worker, run=run, time_limit=FLOOR_SECONDS)
@@ -104,17 +127,20 @@ def run_job(
     job: Job, journal: Journal, config: Config, password: bytes, policy: RetryPolicy, worker: str
 ) -> None:
     bound = log.bind(job=job.id, attempt=job.attempts, worker=worker)
-    limit = time_limit(_duration(Path(job.path)))
     try:
-        journal.update_claim(job.id, worker, deadline=time.time() + limit)
-        bound.info("job_started", source=job.path, time_limit=round(limit))
-        with Heartbeat(journal, job.id, worker):
-            outcome = process(
-                job,
-                config,
-                password,
-                lambda package: journal.update_claim(job.id, worker, package=str(package)),
-            )
+        with opened_source(job) as clip:
+            limit = time_limit(_duration(clip))
+            journal.update_claim(job.id, worker, deadline=time.time() + limit)
+            bound.info("job_started", source=job.path, time_limit=round(limit))
+            with Heartbeat(journal, job.id, worker):
+                outcome = process(
+                    job,
+                    clip,
+                    journal.first_file(job.id),
+                    config,
+                    password,
+                    lambda package: journal.update_claim(job.id, worker, package=str(package)),
+                )
         journal.finish(job.id, str(outcome.package), outcome.ruleset, worker=worker)
     except JobStateError as exc:  # judged hung and given to another try: ours counts for nothing
         bound.warning("job_lost", reason=str(exc))
@@ -134,38 +160,80 @@ def _failed(
     if failure is None:  # a bug: the worker dies, and the job counts as interrupted
         raise exc
     try:
+        if failure.kind == "wait":
+            journal.release(job.id, str(exc), STORAGE_CHECK_SECONDS, worker=worker)
+            bound.warning("job_waiting_for_storage", reason=str(exc))
+            return
         state = journal.fail(job.id, str(exc), policy, permanent=failure.permanent, worker=worker)
     except JobStateError as lost:
         bound.warning("job_lost", reason=str(lost))
         return
     bound.warning("job_failed", reason=str(exc), state=str(state), code=failure.code)
     if state is JobState.QUARANTINED:
-        quarantine(Path(job.path), config.quarantine, job.id, failure.code, str(exc))
+        quarantine(
+            Path(job.path),
+            config.quarantine,
+            job.id,
+            failure.code,
+            str(exc),
+            max_copy_bytes=config.intake_limits.max_bytes,
+            group_readable=config.quarantine_group_readable,
+        )
 
 
-def _duration(source: Path) -> float:
+def _duration(clip: Path) -> float:
     """The clip's duration in seconds, for its time limit; 0 (the floor) when it cannot be
     probed: the try itself then fails quickly and says why."""
     try:
-        return probe(source).duration_s
+        return probe(clip).duration_s
     except Exception:  # whatever an untrusted file makes the demuxer raise
         return 0.0
 
 
-def process(job: Job, config: Config, password: bytes, writing: Callable[[Path], None]) -> Outcome:
-    """Redact, package and publish one job; `writing` is told the package's path first."""
+@contextmanager
+def opened_source(job: Job) -> Iterator[Path]:
+    """The job's source, opened once without following a link and checked to be a regular
+    file: everything reads it through the yielded descriptor path, so a name swapped for a
+    link meanwhile reads nothing else. Messages name the file, never the descriptor."""
+    source = Path(job.path)
+    try:
+        fd = open_regular(source)
+    except OSError as exc:  # gone, unreadable, or no longer a plain file: the clip's fault
+        raise VideoError(f"{source.name}: {exc.strerror or exc}", "unreadable") from None
+    clip = descriptor_path(fd)
+    try:
+        yield clip
+    except VideoError as exc:
+        raise VideoError(str(exc).replace(str(clip), source.name), exc.code) from None
+    finally:
+        os.close(fd)
+
+
+def process(
+    job: Job,
+    clip: Path,
+    taken: FileIdentity,
+    config: Config,
+    password: bytes,
+    writing: Callable[[Path], None],
+) -> Outcome:
+    """Redact, package and publish one job from `clip` (its opened source); `writing` is
+    told the package's path first. Rules match, and packages are named, on the recording
+    time: from the container, the vendor's file name, or the mtime intake saw (`taken`)."""
     source = Path(job.path)
     ruleset = current_snapshot(config.state / "rulesets")
-    received = datetime.fromtimestamp(job.created, tz=UTC)
+    recorded, recorded_from = recording_time(
+        source, container_metadata(clip), config.timezone, mtime=taken.mtime_ns / 1e9
+    )
     decision = ruleset.decide(
-        Facts(camera=job.camera, folder=job.folder, file_name=source.name, when=received)
+        Facts(camera=job.camera, folder=job.folder, file_name=source.name, when=recorded)
     )
     delivery = plan_delivery(
         decision,
         default_outbox=config.outbox,
         default_password=password,
         camera=job.camera,
-        when=received,
+        when=recorded,
         job=f"{job.id:06d}",
         input_sha256=job.sha256,
     )
@@ -174,15 +242,20 @@ def process(job: Job, config: Config, password: bytes, writing: Callable[[Path],
     if earlier is not None:  # published just before a crash: record it, never make it twice
         log.info("job_found_published", job=job.id, package=delivery.package.name)
         return Outcome(delivery.package, str(earlier.get("rule_set_sha256", decision.ruleset_hash)))
-    if sha256_of(source) != job.sha256:
-        raise VideoError(f"{source}: changed since it was taken in; it will be taken in again")
+    if sha256_of(clip) != job.sha256:
+        raise VideoError(f"{source.name}: changed since it was taken in; it will be taken in again")
     work = config.work / str(job.id)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     video = work / "redacted.mp4"
     started = time.time()
-    result = redact(source, video, decision.plan, models_dir=config.models)
-    times = {"received": job.created, "started": started, "finished": time.time()}
+    result = redact(clip, video, decision.plan, models_dir=config.models)
+    times = {
+        "recorded": recorded.timestamp(),
+        "received": job.created,
+        "started": started,
+        "finished": time.time(),
+    }
     source_summary = {"sha256": job.sha256, "bytes": job.size, **video_summary(result.source)}
     del source_summary["file"]  # file names may hold personal data
     contents = manifest(
@@ -194,4 +267,9 @@ def process(job: Job, config: Config, password: bytes, writing: Callable[[Path],
         redaction=result,
         times=times,
     )
+    contents["recorded"] = {
+        "time": recorded.isoformat(),
+        "source": recorded_from,
+        "timezone": str(config.timezone),
+    }
     return Outcome(delivery.publish(video, contents), decision.ruleset_hash)

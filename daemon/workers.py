@@ -18,14 +18,18 @@ from multiprocessing.context import SpawnProcess
 import structlog
 
 from privmask.daemon.config import Config
+from privmask.daemon.storage import Storage
 from privmask.daemon.worker import claim_name, worker_main
 
 log = structlog.get_logger("privmask.service")
 
 
 class WorkerPool:
-    def __init__(self, config: Config, password: bytes, run: str, count: int) -> None:
+    def __init__(
+        self, config: Config, password: bytes, run: str, count: int, storage: Storage
+    ) -> None:
         self._config, self._password, self._run = config, password, run
+        self._storage = storage
         self._context = multiprocessing.get_context("spawn")
         self._stop_reader, self._stop_writer = self._context.Pipe(duplex=False)
         self.processes = [self._start(index) for index in range(count)]
@@ -44,6 +48,7 @@ class WorkerPool:
                 self._run,
                 os.getpid(),
                 self._stop_reader,
+                self._storage,
             ),
             name=f"privmask-worker-{index}",
             daemon=False,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,13 @@ class Daemon:
         self.lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
 
-    def start(self, *extra: str) -> Daemon:
+    def start(self, *extra: str, wrapper: Sequence[str] = ()) -> Daemon:
+        """`wrapper`: a command line that runs the daemon's command line given after it
+        (e.g. a shell in a private mount namespace)."""
         self.events.clear()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "privmask.daemon.cli", "run", "--config", str(self.config),
-             *extra],
+            [*wrapper, sys.executable, "-m", "privmask.daemon.cli", "run", "--config",
+             str(self.config), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
             start_new_session=True,  # its own process group: kill() takes the workers too
         )  # fmt: skip

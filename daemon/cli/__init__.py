@@ -19,7 +19,7 @@ from privmask.adapters.models import ModelError
 from privmask.adapters.package import PackageError
 from privmask.adapters.video import VideoError
 from privmask.daemon import __version__
-from privmask.daemon.cli import cameras, demo, models, redact, rules, run
+from privmask.daemon.cli import cameras, demo, models, quarantine, redact, rules, run
 from privmask.daemon.config import ConfigError
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
 from privmask.daemon.secrets import SecretError
@@ -27,7 +27,7 @@ from privmask.rules.files import RuleFileError
 from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import NoRuleApplies
 
-COMMANDS = (redact, demo, run, cameras, models, rules)
+COMMANDS = (redact, demo, run, quarantine, cameras, models, rules)
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # privmask's own hidden temporary names (adapters/files.temporary_name): an error names
 # the file the user asked for, not the temporary one it was being written under

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -63,7 +63,7 @@ class LiveSupervisor:
 
     def _follow(self, camera: str, url: str, ruleset: RuleSet) -> None:
         try:
-            decision = ruleset.decide(Facts(camera=camera, when=datetime.now()))
+            decision = ruleset.decide(Facts(camera=camera, when=datetime.now(self.config.timezone)))
         except NoRuleApplies:
             decision = None
         running = self._running.get(camera)
@@ -121,7 +121,7 @@ class LiveSupervisor:
                 return
 
     def _package_one(self, camera: str, url: str, segment: Path, decision: Decision) -> bool:
-        now = datetime.now(tz=UTC)
+        now = datetime.now(self.config.timezone)
         digest = sha256_of(segment)
         try:
             delivery = plan_delivery(

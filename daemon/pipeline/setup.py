@@ -17,11 +17,13 @@ from privmask.adapters import models
 from privmask.adapters.detections import Detections, TargetClass
 from privmask.adapters.detectors import build_detector
 from privmask.adapters.detectors.base import Detector
+from privmask.adapters.models import ModelError
 from privmask.adapters.video import to_bgr
 from privmask.daemon.pipeline.geometry import FrameGeometry
 from privmask.daemon.pipeline.masking import ClassStyle, MaskRenderer
 from privmask.daemon.pipeline.tracker import TrackerSettings
 from privmask.rules.plan import PlanError, RedactionPlan, TargetPlan
+from privmask.rules.ruleset import RuleSet, compile_plan
 
 # a loaded detector with its registry name (the name goes into reports and manifests)
 NamedDetector = tuple[str, Detector]
@@ -45,6 +47,34 @@ def load_detectors(
 def model_list(plan: RedactionPlan) -> list[dict[str, str]]:
     """The models the plan runs, by name and pinned sha256, as reports and manifests say."""
     return [{"name": n, "sha256": models.spec_for(n).sha256} for n, _ in _models(plan)]
+
+
+def needed_models(ruleset: RuleSet) -> dict[str, list[str]]:
+    """Every model the set's rules run, with the names of the rules that need it, compiling
+    each rule's plan as a job would. An unknown model, or one that detects another class,
+    is a ModelError or PlanError naming the rule."""
+    needed: dict[str, list[str]] = {}
+    for placed in ruleset.rules:
+        name = placed.rule.name
+        plan = compile_plan(placed.rule)  # its errors name the rule already
+        try:
+            chosen = _models(plan)
+        except (ModelError, PlanError) as exc:
+            raise type(exc)(f"rule {name}: {exc}") from None
+        for model, _ in chosen:
+            needed.setdefault(model, []).append(name)
+    return needed
+
+
+def check_models(ruleset: RuleSet, models_dir: str | os.PathLike[str] | None) -> None:
+    """Refuse a set whose models are not all installed (and intact): every job it matched
+    would fail until someone installed them. The ModelError names the rule and says how."""
+    for model, rules in needed_models(ruleset).items():
+        try:
+            models.resolve(model, models_dir)
+        except ModelError as exc:
+            who = f"rule {rules[0]} needs" if len(rules) == 1 else f"rules {', '.join(rules)} need"
+            raise ModelError(f"{who} model {model}, which is not installed: {exc}") from None
 
 
 def _models(plan: RedactionPlan) -> list[tuple[str, TargetPlan]]:

@@ -183,7 +183,7 @@ def test_an_unreachable_outbox_delays_jobs_and_loses_nothing(
     daemon.outbox.write_text("the share is not mounted")  # what a vanished mount looks like
     shutil.copy(clip, daemon.inbox / "clip.mp4")
     daemon.wait_for("clip_queued")
-    daemon.wait_for("outbox_unreachable")
+    daemon.wait_for("storage_waiting")
     daemon.outbox.unlink()
     daemon.outbox.mkdir()
     done = daemon.wait_for("job_done")

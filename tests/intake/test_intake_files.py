@@ -19,7 +19,6 @@ from structlog.testing import capture_logs
 from privmask.daemon.config import load_config
 from privmask.daemon.intake import Intake
 from privmask.daemon.journal import Job, JobState, Journal
-from privmask.daemon.quarantine import quarantine
 
 from conftest import write_clip
 
@@ -48,10 +47,7 @@ class Site:
         self.config = load_config(root / "privmask.yaml")
         self.config.state.mkdir()
         self.journal = Journal(self.config.journal_path)
-        self.intake = Intake(self.config, self.journal, self._quarantine_by_path)
-
-    def _quarantine_by_path(self, source: str, job_id: int, code: str, reason: str) -> None:
-        quarantine(Path(source), self.config.quarantine, job_id, code, reason)
+        self.intake = Intake(self.config, self.journal)
 
     def take_in(self, *paths: Path) -> None:
         """What the service does for a watcher event: announce, then a tick (the quiet

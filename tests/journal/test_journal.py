@@ -521,3 +521,22 @@ def test_a_journal_of_schema_1_is_migrated_and_keeps_its_jobs(db: Path) -> None:
     with Journal(db) as journal:
         job = journal.claim("w0", time_limit=60.0)
         assert job is not None and job.path == "/in/a.mp4" and job.package is None
+
+
+def test_a_try_stopped_by_storage_goes_back_without_using_the_try(journal: Journal) -> None:
+    job, _ = add(journal, 1)
+    claimed = journal.claim("w1")
+    assert claimed is not None and claimed.attempts == 1
+    journal.release(job.id, "outbox is on a read-only filesystem", delay=0, worker="w1")
+    back = journal.get(job.id)
+    assert (back.state, back.attempts) == (JobState.QUEUED, 0)
+    assert journal.events(job.id)[-1][2].startswith("waiting for storage:")
+    again = journal.claim("w1")
+    assert again is not None and again.attempts == 1  # the next try is still the first
+
+
+def test_only_the_holder_may_release_a_job(journal: Journal) -> None:
+    job, _ = add(journal, 1)
+    journal.claim("w1")
+    with pytest.raises(JobStateError):
+        journal.release(job.id, "disk full", delay=0, worker="w2")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,9 +11,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from privmask.adapters.models import ModelError
+from privmask.daemon.pipeline.setup import check_models
 from privmask.daemon.rulebook import RuleBook, current_snapshot, publish
 from privmask.rules.files import RuleFileError
 from privmask.rules.match import Facts
+from privmask.rules.ruleset import RuleSet
 
 FACES = "version: 1\nrules:\n  - {name: faces, targets: {face: {}}}\n"
 PEOPLE = "version: 1\nrules:\n  - {name: people, match: {cameras: [GATE]}, targets: {person: {}}}\n"
@@ -102,3 +107,65 @@ def test_snapshots_are_published_whole_for_workers(tmp_path: Path) -> None:
     publish(first, snapshots)  # a set published before: only the pointer moves back
     assert current_snapshot(snapshots).digest == first.digest
     assert len(list(snapshots.iterdir())) == 3
+
+
+REGION = (
+    "version: 1\nrules:\n  - name: corner\n    regions:\n"
+    "      - {points: [[0, 0], [0.1, 0], [0.1, 0.1]]}\n"
+)
+
+
+@pytest.fixture
+def no_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[RuleSet], None]:
+    """The check the daemon makes of each set, on a site where no model is installed."""
+    monkeypatch.delenv("PRIVMASK_MODELS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    empty = tmp_path / "models"
+    empty.mkdir()
+    return functools.partial(check_models, models_dir=empty)
+
+
+def test_a_set_needing_a_missing_model_is_refused_at_start_and_kept_out_on_reload(
+    tmp_path: Path, no_models: Callable[[RuleSet], None]
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(FACES)
+    with pytest.raises(ModelError, match="rule faces needs model yunet, which is not installed"):
+        RuleBook(rules, accept=no_models)
+    (rules / "a.yaml").write_text(REGION)  # needs no model
+    with capture_logs() as logs, RuleBook(rules, settle_seconds=0.1, accept=no_models) as book:
+        good = book.current
+        (rules / "b.yaml").write_text(PEOPLE)
+        assert eventually(lambda: any(e["event"] == "rules_invalid_kept_last_good" for e in logs))
+        assert book.current is good
+        kept = next(e for e in logs if e["event"] == "rules_invalid_kept_last_good")
+        assert kept["rule_set"] == good.digest
+        assert kept["problems"][0].startswith(
+            "rule people needs model yolox-nano, which is not installed: "
+        )
+
+
+def test_an_unexpected_error_in_a_reload_is_one_event_and_the_book_keeps_working(
+    tmp_path: Path,
+) -> None:
+    rules, snapshots = tmp_path / "rules", tmp_path / "rulesets"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(FACES)
+    with (
+        capture_logs() as logs,
+        RuleBook(rules, settle_seconds=0.1, snapshots=snapshots) as book,
+    ):
+        good = book.current
+        shutil.rmtree(snapshots)
+        snapshots.write_text("not a folder")  # publishing the next set fails
+        (rules / "a.yaml").write_text(PEOPLE)
+        assert eventually(lambda: any(e["event"] == "rules_reload_failed" for e in logs))
+        failed = next(e for e in logs if e["event"] == "rules_reload_failed")
+        assert failed["log_level"] == "error" and failed["error_type"] == "FileExistsError"
+        assert failed["rule_set"] == good.digest
+        assert book.current is good
+        snapshots.unlink()  # fixed: the next change is taken
+        (rules / "a.yaml").write_text(PEOPLE + "# edited\n")
+        assert eventually(lambda: book.current is not good)
+    assert current_snapshot(snapshots).digest == book.current.digest
