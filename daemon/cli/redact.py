@@ -84,12 +84,17 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         metavar="FILE|DIR",
         help="take what to mask from the rule that applies to this clip (repeatable)",
     )
-    rules.add_argument("--camera", help="the camera id or name the rules match on")
+    rules.add_argument(
+        "--camera",
+        help="the camera id or name the rules match on (default: from a vendor export name)",
+    )
     rules.add_argument(
         "--time",
         type=datetime.fromisoformat,
         metavar="YYYY-MM-DDTHH:MM",
-        help="recording time the rules match on (default: the file's modification time)",
+        help="recording time the rules match on (default: as the daemon reads it: the "
+        "container's creation time, a vendor export name, else the file's modification time, "
+        "on the host's clock)",
     )
     redact.add_argument("--report", type=Path, metavar="FILE.json", help="write a JSON report")
     redact.add_argument(
@@ -144,6 +149,9 @@ def plan_from_flags(args: argparse.Namespace) -> RedactionPlan:
 
 
 def plan_from_rules(args: argparse.Namespace) -> RedactionPlan:
+    from privmask.adapters.recording import container_metadata
+    from privmask.daemon.config import host_timezone
+    from privmask.daemon.recording import camera_from_name, recording_time
     from privmask.rules.ruleset import RuleSet
 
     flags = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS if getattr(args, f) is not None]
@@ -151,10 +159,11 @@ def plan_from_rules(args: argparse.Namespace) -> RedactionPlan:
         raise UsageError(f"with --rules, the rules say what to mask; drop {', '.join(flags)}")
     ruleset = RuleSet.from_paths(args.rules)
     source = args.input.resolve()
-    when = args.time or (
-        datetime.fromtimestamp(source.stat().st_mtime) if source.exists() else None
-    )
-    job = Facts(camera=args.camera, folder=str(source.parent), file_name=source.name, when=when)
+    when = args.time
+    if when is None and source.is_file():
+        when, _ = recording_time(source, container_metadata(source), host_timezone())
+    camera = args.camera or camera_from_name(source.name)
+    job = Facts(camera=camera, folder=str(source.parent), file_name=source.name, when=when)
     decision = ruleset.decide(job)
     print(f"rules: {decision.reasons[0]}", file=sys.stderr)
     return decision.plan

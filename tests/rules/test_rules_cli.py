@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import pytest
 
-from privmask.daemon.testing import FaceSpec, is_masked, read_frames, render_scene
+from privmask.daemon.testing import FaceSpec, is_masked, read_frames, render_scene, write_scene
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
 
@@ -179,3 +179,20 @@ def test_check_and_the_daemon_refuse_keys_that_do_nothing_yet(tmp_path: Path, ke
                    tmp_path / "quarantine")  # fmt: skip
     assert run.returncode == 1
     assert line in run.stderr.splitlines() and "Traceback" not in run.stderr
+
+
+def test_redact_with_rules_reads_time_and_camera_from_a_vendor_name(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nrules:\n"
+        "  - {name: default, targets: {face: {}}}\n"
+        "  - name: ch01-mornings\n"
+        "    match: {cameras: [ch01], times: [{from: '09:00', to: '10:00'}]}\n"
+        "    regions: [{points: [[0, 0], [0.5, 0.5]]}]\n"
+        "    targets: {}\n"
+    )
+    clip = tmp_path / "ch01_20240315093000.mp4"  # a Hikvision export, recorded 09:30
+    write_scene(clip, width=160, height=96, seconds=0.2, faces=())
+    done = privmask("redact", clip, tmp_path / "out.mp4", "--rules", rules, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "rules: ch01-mornings" in done.stderr
