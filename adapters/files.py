@@ -81,6 +81,18 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def discard(path: Path) -> None:
+    """Remove a published file or folder so that it is whole or gone, never half removed:
+    renamed aside under a temporary name first (swept like any other leftover after a
+    crash), then removed."""
+    aside = temporary_name(path)
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    remove(aside)
+
+
 def remove(path: Path) -> None:
     """Remove a file or a staged folder if it is there; a failure here changes nothing."""
     try:

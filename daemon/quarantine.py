@@ -88,7 +88,7 @@ def quarantine(
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             _write_reason(scratch / REASON, record, modes.file)
-            _set_aside(target)
+            files.discard(target)
             files.publish(scratch, target)
     finally:
         if own is not None:
@@ -151,14 +151,3 @@ def _write_reason(path: Path, record: dict[str, Any], mode: int) -> None:
     with os.fdopen(out, "w", encoding="utf-8") as handle:
         os.fchmod(out, mode)
         handle.write(json.dumps(record, indent=2) + "\n")
-
-
-def _set_aside(target: Path) -> None:
-    """Move an older copy out of the way under a temporary name (swept like any other
-    leftover if we crash now), then remove it."""
-    aside = files.temporary_name(target)
-    try:
-        os.rename(target, aside)
-    except FileNotFoundError:
-        return
-    files.remove(aside)

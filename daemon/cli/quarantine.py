@@ -122,7 +122,7 @@ def _retry(journal: Journal, job_id: int, config: Config) -> int:
         return _error(f"job {job.id} cannot be retried: {refusal}")
     folder = config.quarantine / f"{job.id:06d}"
     try:
-        _discard(folder)
+        files.discard(folder)
     except OSError as exc:
         return _error(f"job {job.id} was not retried: cannot remove {folder} ({exc.strerror})")
     try:
@@ -179,17 +179,6 @@ def _inbox_of(path: Path, config: Config) -> Path | None:
     """The most specific configured inbox holding `path`: no link below it is followed."""
     holding = [i.path for i in config.inboxes if i.path in path.parents]
     return max(holding, key=lambda p: len(p.parts), default=None)
-
-
-def _discard(folder: Path) -> None:
-    """Remove the job's old quarantine folder: renamed aside first, so that it is either
-    whole or gone (a leftover under the temporary name is swept at the daemon's start)."""
-    aside = files.temporary_name(folder)
-    try:
-        os.rename(folder, aside)
-    except FileNotFoundError:
-        return
-    files.remove(aside)
 
 
 def _entry(job: Job, events: list[tuple[float, str, str]], quarantine: Path) -> Entry:
