@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +21,7 @@ import av
 import av.error
 
 from privmask.adapters import files, urls
-from privmask.adapters.video import EncoderSettings
+from privmask.adapters.video import EncoderSettings, as_yuv420p
 
 OUT_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; MP4 keeps it too
 
@@ -43,7 +43,71 @@ class SourceOptions:
     read_timeout_s: float = 5.0
 
 
-def open_source(url: str, options: SourceOptions = SourceOptions()) -> av.container.InputContainer:
+class RtspSource:
+    """A camera's stream pulled over RTSP/TCP: its frame rate, and its decoded frames as
+    yuv420p with timestamps in OUT_TIME_BASE counted from this connection's start. Every
+    FFmpeg failure is an RtspError without credentials. Use as a context manager."""
+
+    def __init__(self, url: str, options: SourceOptions = SourceOptions()) -> None:
+        self.url, self.safe_url = url, urls.redact(url)
+        self._container = _open_source(url, options)
+        stream = self._container.streams.video[0]
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+        self.rate = rate if 0 < rate <= 240 else Fraction(25)
+        self._stream = stream
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        clock = _Clock(self.rate)
+        try:
+            for packet in self._container.demux(self._stream):
+                for decoded in packet.decode():
+                    frame = as_yuv420p(decoded)
+                    clock.stamp(frame)
+                    yield frame
+        except av.error.FFmpegError as exc:
+            reason = urls.scrub(_reason(exc), self.url)  # str() of it quotes the URL
+            raise RtspError(f"{self.safe_url}: {reason}") from None
+
+    def close(self) -> None:
+        with suppress(av.error.FFmpegError, OSError):
+            self._container.close()
+
+    def __enter__(self) -> RtspSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Clock:
+    """Output timestamps (OUT_TIME_BASE, from 0 per connection) that follow the source's.
+
+    RTSP sources leave the first frame (or a few) without a timestamp; those get the
+    nominal frame step, and the origin is set so that later frames line up with them.
+    """
+
+    def __init__(self, rate: Fraction) -> None:
+        self.step = max(1, round(1 / (rate * OUT_TIME_BASE)))
+        self._origin: int | None = None
+        self._count = 0
+        self._last: int | None = None
+
+    def stamp(self, frame: av.VideoFrame) -> None:
+        if frame.pts is not None and frame.time_base:
+            source = round(frame.pts * frame.time_base / OUT_TIME_BASE)
+            if self._origin is None:
+                self._origin = source - self._count * self.step
+            pts = source - self._origin
+        else:
+            pts = 0 if self._last is None else self._last + self.step
+        if self._last is not None and pts <= self._last:
+            pts = self._last + 1
+        frame.pts, frame.time_base = pts, OUT_TIME_BASE
+        self._last = pts
+        self._count += 1
+
+
+def _open_source(url: str, options: SourceOptions) -> av.container.InputContainer:
     """Open a camera stream over RTSP/TCP; raise RtspError (credential-free) on failure."""
     safe = urls.redact(url)
     socket_us = str(int(options.read_timeout_s * 1_000_000))

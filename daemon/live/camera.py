@@ -25,21 +25,19 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import av.error
 import numpy as np
 import structlog
 
 from privmask.adapters import urls
 from privmask.adapters.rtsp import (
-    OUT_TIME_BASE,
     RtspError,
     RtspPublisher,
+    RtspSource,
     SegmentHook,
     SegmentWriter,
     SourceOptions,
-    open_source,
 )
-from privmask.adapters.video import EncoderSettings, VideoError, as_yuv420p
+from privmask.adapters.video import EncoderSettings, VideoError
 from privmask.daemon.pipeline.online import CausalMasker
 from privmask.daemon.pipeline.setup import load_detectors
 from privmask.rules.plan import PlanError, RedactionPlan
@@ -224,9 +222,6 @@ class LiveCamera:
                 error = "stream ended"
             except (RtspError, VideoError, PlanError) as exc:
                 error = str(exc)
-            except av.error.FFmpegError as exc:
-                reason = getattr(exc, "strerror", None) or str(exc)  # str() quotes the URL
-                error = f"{self.safe_url}: {urls.scrub(reason, self.url)}"
             except Exception as exc:  # one camera's bug must not end its thread or others
                 error = urls.scrub(f"{type(exc).__name__}: {exc}", self.url)
             if self._stop.is_set():
@@ -250,21 +245,15 @@ class LiveCamera:
 
     def _stream(self) -> None:
         """One connection: open, stream until it drops or stop() is called, close."""
-        container = open_source(self.url, self.settings.source)
         outputs: _Outputs | None = None
-        try:
-            stream = container.streams.video[0]
-            rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
-            if rate <= 0 or rate > 240:
-                rate = Fraction(25)
+        with RtspSource(self.url, self.settings.source) as source:
+            rate = source.rate
             self._counts.connects += 1
             masker: CausalMasker | None = None
-            clock = _Clock(rate)
-            for packet in container.demux(stream):
-                if self._stop.is_set():
-                    break
-                for decoded in packet.decode():
-                    frame = as_yuv420p(decoded)
+            try:
+                for frame in source.frames():
+                    if self._stop.is_set():
+                        break
                     if masker is not None and (frame.width, frame.height) != (
                         masker.width,
                         masker.height,
@@ -297,7 +286,6 @@ class LiveCamera:
                             height=frame.height,
                             fps=float(rate),
                         )
-                    clock.stamp(frame)
                     self._counts.frames_in += 1
                     self._counts.failures = 0
                     for ready in masker.push(frame):
@@ -306,16 +294,13 @@ class LiveCamera:
                     self._counts.max_buffered = max(self._counts.max_buffered, masker.max_buffered)
                     self._counts.detections = masker.detections
                     self._set(CameraState.STREAMING)
-            if masker is not None and outputs is not None:
-                for ready in masker.flush():
-                    self._write(outputs, ready)
-                self._counts.buffered = 0
-        finally:
-            try:
+                if masker is not None and outputs is not None:
+                    for ready in masker.flush():
+                        self._write(outputs, ready)
+                    self._counts.buffered = 0
+            finally:
                 if outputs is not None:
                     outputs.close()
-            finally:
-                container.close()
 
     def _write(self, outputs: _Outputs, frame: av.VideoFrame) -> None:
         if self.on_frame is not None:
@@ -333,34 +318,6 @@ class LiveCamera:
             hook(path)
         except Exception as exc:  # the hook's failure must not stop the stream
             self._log.error("live_segment_hook_failed", file=path.name, error=str(exc))
-
-
-class _Clock:
-    """Output timestamps (OUT_TIME_BASE, from 0 per connection) that follow the source's.
-
-    RTSP sources leave the first frame (or a few) without a timestamp; those get the
-    nominal frame step, and the origin is set so that later frames line up with them.
-    """
-
-    def __init__(self, rate: Fraction) -> None:
-        self.step = max(1, round(1 / (rate * OUT_TIME_BASE)))
-        self._origin: int | None = None
-        self._count = 0
-        self._last: int | None = None
-
-    def stamp(self, frame: av.VideoFrame) -> None:
-        if frame.pts is not None and frame.time_base:
-            source = round(frame.pts * frame.time_base / OUT_TIME_BASE)
-            if self._origin is None:
-                self._origin = source - self._count * self.step
-            pts = source - self._origin
-        else:
-            pts = 0 if self._last is None else self._last + self.step
-        if self._last is not None and pts <= self._last:
-            pts = self._last + 1
-        frame.pts, frame.time_base = pts, OUT_TIME_BASE
-        self._last = pts
-        self._count += 1
 
 
 @dataclass
