@@ -62,7 +62,6 @@ __all__ = [
     "Journal",
     "JournalError",
     "RunEndedError",
-    "is_stale",
 ]
 
 
@@ -74,13 +73,6 @@ class _File:
     sha256: str
     folder: str
     camera: str | None
-
-
-def is_stale(heartbeat: float | None, now: float, stale_after: float | None) -> bool:
-    """Whether a PROCESSING job's worker counts as gone (None `stale_after`: all are gone)."""
-    if stale_after is None or heartbeat is None:
-        return True
-    return now - heartbeat > stale_after
 
 
 class Journal(JournalDB):
@@ -134,7 +126,6 @@ class Journal(JournalDB):
         self,
         policy: RetryPolicy | None = None,
         *,
-        stale_after: float | None = None,
         workers: Collection[str] | None = None,
         now: float | None = None,
         orderly: bool = False,
@@ -146,7 +137,7 @@ class Journal(JournalDB):
 
         At daemon start (no filter) every PROCESSING job is orphaned. While other workers
         run, say which are gone: `workers` (the names they claimed with, e.g. of a worker
-        process that died) and/or `stale_after` (heartbeat older than that many seconds).
+        process that died, or was killed for being hung: see `liveness.overdue`).
         The interrupted attempt counts: a job goes back to QUEUED (claimable at once) while
         `policy` allows another try, and is QUARANTINED ("interrupted N times") once not.
         """
@@ -155,12 +146,10 @@ class Journal(JournalDB):
         changed: list[int] = []
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT id, attempts, heartbeat, worker FROM jobs WHERE state = 'processing'"
+                "SELECT id, attempts, worker FROM jobs WHERE state = 'processing'"
             ).fetchall()
-            for job_id, attempts, heartbeat, worker in rows:
+            for job_id, attempts, worker in rows:
                 if workers is not None and worker not in workers:
-                    continue
-                if not is_stale(heartbeat, now, stale_after):
                     continue
                 if orderly:
                     db.execute(

@@ -24,7 +24,6 @@ from privmask.daemon.journal import (
     Journal,
     JournalError,
     RunEndedError,
-    is_stale,
 )
 from privmask.daemon.journal_schema import SCHEMA_V1
 from privmask.daemon.retry import MAX_DELAY_SECONDS, RetryPolicy
@@ -317,19 +316,6 @@ def test_a_worker_killed_mid_job_is_requeued_then_quarantined(db: Path) -> None:
     check_integrity(db)
 
 
-def test_recover_with_stale_after_leaves_live_workers_alone(journal: Journal) -> None:
-    old, _ = add(journal, 1)
-    fresh, _ = add(journal, 2)
-    journal.claim("slow", now=1000.0)
-    journal.claim("busy", now=1090.0)
-    recovered = journal.recover(stale_after=60.0, now=1100.0)
-    assert [job.id for job in recovered] == [old.id]
-    assert journal.get(old.id).state is JobState.QUEUED
-    assert journal.get(fresh.id).state is JobState.PROCESSING
-    with pytest.raises(JobStateError):
-        journal.heartbeat(old.id, "slow")  # the slow worker learns it lost the job
-
-
 def test_recover_named_workers_leaves_the_others_alone(journal: Journal) -> None:
     dead, _ = add(journal, 1)
     alive, _ = add(journal, 2)
@@ -443,13 +429,6 @@ def test_retry_policy_rejects_nonsense() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(backoff_seconds=-1)
-
-
-def test_is_stale() -> None:
-    assert is_stale(100.0, now=200.0, stale_after=None)  # at start-up every claim is orphaned
-    assert is_stale(100.0, now=200.0, stale_after=60.0)
-    assert not is_stale(150.0, now=200.0, stale_after=60.0)
-    assert is_stale(None, now=200.0, stale_after=60.0)
 
 
 def test_orderly_put_back_at_shutdown_keeps_the_tries(journal: Journal) -> None:
