@@ -13,6 +13,8 @@ import av
 import numpy as np
 import pytest
 
+from harness import Daemon
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
@@ -103,6 +105,16 @@ def _write_tone(container, stream, seconds: float) -> None:  # type: ignore[no-u
             container.mux(packet)
     for packet in stream.encode(None):
         container.mux(packet)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, models_dir: Path) -> Iterator[Daemon]:
+    """A `privmask run` on folders under tmp_path (started by the test); killed, workers
+    too, if the test leaves it running."""
+    service = Daemon(tmp_path, models_dir)
+    yield service
+    if service.process is not None and service.process.poll() is None:
+        service.kill()
 
 
 @pytest.fixture

@@ -20,14 +20,6 @@ from harness import PASSWORD, Daemon, eventually
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, models_dir: Path):  # type: ignore[no-untyped-def]
-    service = Daemon(tmp_path, models_dir)
-    yield service
-    if service.process is not None and service.process.poll() is None:
-        service.kill()
-
-
 def drop(clip: Path, inbox: Path, name: str, chunks: int = 1, pause: float = 0.0) -> Path:
     """Copy a clip into the inbox as an export tool would: maybe slowly, in chunks."""
     data = clip.read_bytes()

@@ -47,14 +47,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, models_dir: Path):  # type: ignore[no-untyped-def]
-    service = Daemon(tmp_path, models_dir)
-    yield service
-    if service.process is not None and service.process.poll() is None:
-        service.kill()
-
-
 def start_in_namespace(daemon: Daemon, steps: Path, first_size: str) -> None:
     steps.mkdir()
     wrapper = ["env", f"FIRST_SIZE={first_size}", "unshare", "--user", "--map-root-user",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from harness import PASSWORD, Daemon
 pytestmark = pytest.mark.slow
 
 SECRET = b"root:$6$not-for-your-eyes:19000:0:99999:7:::\n"
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, models_dir: Path) -> Iterator[Daemon]:
-    service = Daemon(tmp_path, models_dir)
-    yield service
-    if service.process is not None and service.process.poll() is None:
-        service.kill()
 
 
 def test_links_in_the_inbox_are_logged_and_left(daemon: Daemon, tmp_path: Path) -> None:

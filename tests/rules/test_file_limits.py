@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,8 @@ from privmask.daemon.rulebook import RuleBook
 from privmask.rules.files import RuleFileError, load_rule_file
 from privmask.rules.ruleset import RuleSet
 from privmask.rules.yamlfile import MAX_DEPTH, MAX_FILE_BYTES
+
+from harness import eventually
 
 FACES = "version: 1\nrules:\n  - {name: faces, targets: {face: {}}}\n"
 
@@ -36,15 +36,6 @@ def privmask(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, capture_output=True, text=True, env=dict(os.environ), timeout=300
     )
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def alias_bomb(levels: int = 9) -> str:

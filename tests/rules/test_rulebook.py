@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,17 +17,10 @@ from privmask.rules.files import RuleFileError
 from privmask.rules.match import Facts
 from privmask.rules.ruleset import RuleSet
 
+from harness import eventually
+
 FACES = "version: 1\nrules:\n  - {name: faces, targets: {face: {}}}\n"
 PEOPLE = "version: 1\nrules:\n  - {name: people, match: {cameras: [GATE]}, targets: {person: {}}}\n"
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_reloads_valid_changes_and_keeps_the_last_good_set(tmp_path: Path) -> None:
