@@ -8,20 +8,18 @@ that `privmask run` works out of the box. Every key has a description: the key t
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, tzinfo
+from datetime import tzinfo
 from pathlib import Path
-from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from privmask.adapters.validate import Limits
+from privmask.daemon.timezones import host_timezone, zone_named
 from privmask.rules import yamlfile
 from privmask.rules.base import StrictModel
+from privmask.rules.custody import MAX_RETENTION_DAYS, Recipient
 from privmask.rules.schema import SecretRef
 from privmask.rules.secret import SecretSource
 
@@ -98,6 +96,32 @@ class CamerasSpec(StrictModel):
     )
 
 
+class EscrowSpec(StrictModel):
+    store: str | None = Field(
+        default=None,
+        description="folder or mounted share the encrypted originals are kept in, one file "
+        "per job named by its job id (never by camera or person); a configured one must exist "
+        "when the daemon starts; none: `privmask/escrow` (created, mode 700)",
+    )
+    recipients: list[Recipient] = Field(
+        default_factory=list,
+        description="the site's custodians, who may see originals: each job's unmasked clip, "
+        "and each quarantined clip, is encrypted to their public keys, and only their secret "
+        "keys open it (privmask itself cannot); each entry an age public key (`age1...`), "
+        "an SSH ed25519 public key (`ssh-ed25519 AAAA...`) or the absolute path of a "
+        "recipients file (one key a line). A rule's `escrow` takes the place of this list; "
+        "empty: no original is escrowed unless a rule names recipients",
+    )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description="days escrow copies and quarantine copies are kept (a rule's "
+        "`retention_days` takes its place for its jobs); then they are deleted, each deletion "
+        "recorded in the audit log. Packages are never deleted by privmask; none: kept",
+    )
+
+
 class ConfigFile(StrictModel):
     inboxes: list[str | InboxSpec] = Field(
         default_factory=list,
@@ -171,6 +195,26 @@ class ConfigFile(StrictModel):
     cameras: CamerasSpec = Field(
         default_factory=CamerasSpec, description="ONVIF discovery and live streams"
     )
+    escrow: EscrowSpec = Field(
+        default_factory=EscrowSpec,
+        description="where originals are kept, encrypted to the site's custodians, and for "
+        "how long",
+    )
+    signing_key: SecretRef | None = Field(
+        default=None,
+        description="the site's Ed25519 signing key, a minisign secret key file made without "
+        "a password (`minisign -G -W`): exactly one of `file`, `env`, `credential`. It signs "
+        "package manifests and audit checkpoints; its public key (`privmask keys show`) is "
+        "what courts and partners verify them with; none: generated once into "
+        "`state/signing.key` (mode 600)",
+    )
+    audit_checkpoint_every: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="sign a checkpoint of the audit log every this many entries (and at "
+        "shutdown): a log cut back to before the newest checkpoint is detected",
+    )
     timezone: str | None = Field(
         default=None,
         description="the site's time zone, an IANA name such as `Europe/Berlin`: rules match "
@@ -216,6 +260,11 @@ class Config:
     limits: LimitsSpec
     cameras: CamerasSpec
     timezone: tzinfo  # the site's clock: recording times, rule times, package names
+    escrow_store: Path
+    escrow_recipients: tuple[str, ...]  # the site's; entries as written, parsed by the daemon
+    retention_days: int | None  # escrow and quarantine copies; None: kept
+    signing_key: SecretSource | None  # None: state/signing.key, generated once
+    audit_checkpoint_every: int
 
     @property
     def intake_limits(self) -> Limits:
@@ -235,6 +284,15 @@ class Config:
     @property
     def work(self) -> Path:
         return self.state / "work"
+
+    @property
+    def audit_folder(self) -> Path:
+        return self.state / "audit"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the site key is generated when `signing_key` is not configured."""
+        return self.state / "signing.key"
 
 
 class ConfigError(Exception):
@@ -285,6 +343,11 @@ def load_config(
         limits=raw.limits,
         cameras=raw.cameras,
         timezone=zone_named(raw.timezone) if raw.timezone is not None else host_timezone(),
+        escrow_store=Path(raw.escrow.store or DEFAULT_ROOT / "escrow").absolute(),
+        escrow_recipients=tuple(raw.escrow.recipients),
+        retention_days=raw.escrow.retention_days,
+        signing_key=raw.signing_key.to_source() if raw.signing_key is not None else None,
+        audit_checkpoint_every=raw.audit_checkpoint_every,
     )
     _check_nesting(config)
     return config
@@ -314,62 +377,15 @@ def read_config_file(path: Path) -> ConfigFile:
         raise ConfigError(f"{path}: {where}: {message}") from None
 
 
-def zone_named(name: str) -> ZoneInfo:
-    """The IANA zone `name`; ValueError with the message a user reads otherwise."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
-        raise ValueError(
-            f"unknown time zone {name!r}; give an IANA name such as Europe/Berlin"
-        ) from None
-
-
-def host_timezone(
-    environ: Mapping[str, str] = os.environ,
-    localtime: Path = Path("/etc/localtime"),
-    timezone_file: Path = Path("/etc/timezone"),
-) -> tzinfo:
-    """The zone this host's clock shows, by name (worker processes get it pickled, and only
-    a named zone pickles): `$TZ` when it names one; the zone /etc/localtime links to;
-    /etc/timezone (Debian); the zone whose data /etc/localtime holds; else UTC, as glibc."""
-    link = os.path.realpath(localtime) if localtime.is_symlink() else ""
-    candidates = [
-        environ.get("TZ", "").removeprefix(":"),
-        link.partition("zoneinfo/")[2],
-        _first_line(timezone_file),
-    ]
-    for name in filter(None, candidates):
-        with contextlib.suppress(ValueError):
-            return zone_named(name)
-    return _zone_with_data(localtime) or UTC
-
-
-def _first_line(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-def _zone_with_data(path: Path) -> ZoneInfo | None:
-    """The named zone whose data file is byte for byte `path` (a copied /etc/localtime)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    for name in sorted(available_timezones()):
-        for root in TZPATH:
-            candidate = Path(root, name)
-            with contextlib.suppress(OSError):
-                if candidate.stat().st_size == len(data) and candidate.read_bytes() == data:
-                    return ZoneInfo(name)
-    return None
-
-
 def _check_nesting(config: Config) -> None:
     """No folder of privmask's own inside an inbox, or the other way round: quarantined
     copies or work files would be taken in again, for ever."""
-    own = {"outbox": config.outbox, "quarantine": config.quarantine, "state": config.state}
+    own = {
+        "outbox": config.outbox,
+        "quarantine": config.quarantine,
+        "state": config.state,
+        "escrow store": config.escrow_store,
+    }
     for inbox in config.inboxes:
         for name, folder in own.items():
             if folder == inbox.path or inbox.path in folder.parents or folder in inbox.path.parents:

@@ -42,7 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folder", nargs="?", type=Path, default=Path("docs"), help="(docs)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a table is stale")
     args = parser.parse_args(argv)
-    outdated = stale(args.folder)
+    try:
+        outdated = stale(args.folder)
+    except (OSError, ValueError) as exc:  # a doc missing, or its markers out of step
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
+        return 2
     for path, text in outdated.items():
         if args.check:
             print(f"{path}: key tables are stale; run: {COMMAND}", file=sys.stderr)

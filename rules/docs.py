@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from enum import Enum
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -25,7 +25,6 @@ from privmask.rules.schema import (
     LiveSpec,
     Output,
     RegionSpec,
-    Retention,
     Rule,
     RuleFile,
     Selection,
@@ -58,7 +57,6 @@ RULES_SECTIONS: dict[str, tuple[Part, ...]] = {
     "rules selection": (Part(Selection, "selection."),),
     "rules output": (Part(Output, "output."),),
     "rules live": (Part(LiveSpec, "live."),),
-    "rules retention": (Part(Retention, "retention."),),
 }
 
 
@@ -119,6 +117,8 @@ def _type(annotation: Any) -> str:
         kinds = [_type(a) for a in get_args(annotation) if a is not type(None)]
         return " or ".join(kinds)
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:  # a type with its own checks, e.g. an escrow recipient
+        return _type(args[0])
     if origin is list:
         return f"list of {_type(args[0])}"
     if origin is tuple:

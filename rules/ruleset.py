@@ -38,6 +38,15 @@ class OutputPlan:
 
 
 @dataclass(frozen=True)
+class CustodyPlan:
+    """Who may read a job's original, and how long copies stay (None: the site's setting)."""
+
+    recipients: tuple[str, ...] | None  # entries as written; the daemon parses them
+    delete_source: bool
+    retention_days: int | None
+
+
+@dataclass(frozen=True)
 class LivePlan:
     publish_url: str | None  # with {camera} filled in
     segments: bool
@@ -73,6 +82,7 @@ class Decision:
     reasons: tuple[str, ...]
     ruleset_hash: str
     live: LivePlan | None = None
+    custody: CustodyPlan = CustodyPlan(None, False, None)
 
 
 class NoRuleApplies(Exception):
@@ -152,6 +162,7 @@ class RuleSet:
             tuple(reasons),
             self.digest,
             compile_live(winner.rule, job.camera or "camera"),
+            compile_custody(winner.rule),
         )
 
 
@@ -199,6 +210,14 @@ def compile_output(rule: Rule) -> OutputPlan:
         destination=out.destination,
         name_template=out.name,
         password=out.password.to_source() if out.password else None,
+    )
+
+
+def compile_custody(rule: Rule) -> CustodyPlan:
+    return CustodyPlan(
+        recipients=tuple(rule.escrow) if rule.escrow is not None else None,
+        delete_source=rule.source == "delete",
+        retention_days=rule.retention_days,
     )
 
 

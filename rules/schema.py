@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import string
 from collections import Counter
-from typing import Literal, NoReturn
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from privmask.rules.base import StrictModel
+from privmask.rules.custody import MAX_RETENTION_DAYS, Recipient, SourceHandling
 from privmask.rules.match import Match
 from privmask.rules.plan import MaskShape, MaskStyle, PlanError, Region
 from privmask.rules.secret import SECRET_KINDS, SecretError, SecretKind, SecretSource
 
 SCHEMA_VERSION = 1
 NAME_FIELDS = frozenset({"camera", "date", "time", "id", "hash"})
-# Keys kept in the schema so that giving one is refused by name, not as an unknown key:
-# a site must not believe originals are escrowed or deleted while nothing does it.
-REFUSED = "not implemented yet: a rule file that gives it is refused (see the custody issue)."
-
-
-def not_implemented(consequence: str) -> str:
-    """The one line that refuses a reserved key (checked before its value)."""
-    return f"not implemented yet: {consequence} (see the custody issue); remove this key"
 
 
 class RegionSpec(StrictModel):
@@ -197,10 +190,6 @@ class Output(StrictModel):
         description="where the package password is found, never the password itself: exactly "
         "one of `file`, `env`, `credential`; none: the daemon's password",
     )
-    escrow: list[str] = Field(
-        default_factory=list,
-        description=f"{REFUSED} Age public keys (`age1...`) the original is to be encrypted to",
-    )
 
     @field_validator("name")
     @classmethod
@@ -213,11 +202,6 @@ class Output(StrictModel):
         if "/" in template or "\\" in template:
             raise ValueError("a name template must not contain a path separator")
         return template
-
-    @field_validator("escrow", mode="before")
-    @classmethod
-    def _no_escrow_yet(cls, keys: object) -> NoReturn:
-        raise ValueError(not_implemented("nothing would be escrowed"))
 
 
 class LiveSpec(StrictModel):
@@ -247,17 +231,6 @@ class LiveSpec(StrictModel):
         return self
 
 
-class Retention(StrictModel):
-    """Reserved for the custody work: a rule file that gives it is refused until then."""
-
-    originals_days: int | None = Field(
-        default=None,
-        ge=1,
-        le=3650,
-        description=f"{REFUSED} Days an escrowed original is to be kept",
-    )
-
-
 class Rule(StrictModel):
     name: str = Field(min_length=1, description="the rule's name, unique within its file")
     priority: int = Field(
@@ -279,17 +252,44 @@ class Rule(StrictModel):
     output: Output = Field(
         default_factory=Output, description="where results go and how they are protected"
     )
-    retention: Retention = Field(
-        default_factory=Retention, description=f"{REFUSED} How long originals are kept"
+    escrow: list[Recipient] | None = Field(
+        default=None,
+        description="who may see this rule's originals: the unmasked clip of every job is "
+        "encrypted to these custodians' public keys and kept in the escrow store, and only "
+        "their secret keys open it (privmask itself cannot); each entry an age public key "
+        "(`age1...`), an SSH ed25519 public key (`ssh-ed25519 AAAA...`) or the absolute path "
+        "of a recipients file (one key a line); none: the site's recipients (`escrow."
+        "recipients` in the config); `[]` is refused: omit the key to use the site's "
+        "recipients",
+    )
+    source: SourceHandling = Field(
+        default="keep",
+        description="the clip in the inbox, an unmasked original: `keep` leaves it as the "
+        "recorder wrote it; `delete` deletes it once its package and its escrow copy are "
+        "written and verified, and records the deletion in the audit log, so that no plain "
+        "original stays on this host. Without recipients (the rule's or the site's) the clip "
+        "is never deleted: it would be the only original",
+    )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description="days the escrow copies of this rule's jobs are kept; then they are "
+        "deleted, each deletion recorded in the audit log. Packages are never deleted by "
+        "privmask; none: the site's `escrow.retention_days` (none there: kept)",
     )
     live: LiveSpec | None = Field(
         default=None, description="mask the live stream of the cameras the rule matches"
     )
 
-    @field_validator("retention", mode="before")
+    @field_validator("escrow")
     @classmethod
-    def _no_retention_yet(cls, value: object) -> NoReturn:
-        raise ValueError(not_implemented("nothing would delete originals"))
+    def _names_someone(cls, recipients: list[str] | None) -> list[str] | None:
+        if recipients == []:
+            raise ValueError(
+                "an empty list names no custodian; omit the key to use the site's recipients"
+            )
+        return recipients
 
 
 class RuleFile(StrictModel):

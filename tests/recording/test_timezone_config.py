@@ -9,7 +9,8 @@ from zoneinfo import TZPATH, ZoneInfo
 
 import pytest
 
-from privmask.daemon.config import ConfigError, host_timezone, load_config
+from privmask.daemon.config import ConfigError, load_config
+from privmask.daemon.timezones import host_timezone
 
 
 def config_with(tmp_path: Path, text: str) -> Path:

@@ -11,7 +11,14 @@ import pytest
 from privmask.rules.files import RuleFileError, parse_rules
 from privmask.rules.match import Facts
 from privmask.rules.plan import MaskShape, MaskStyle
-from privmask.rules.ruleset import RuleSet, compile_output, compile_plan, secret_problems
+from privmask.rules.ruleset import (
+    CustodyPlan,
+    RuleSet,
+    compile_custody,
+    compile_output,
+    compile_plan,
+    secret_problems,
+)
 from privmask.rules.secret import SecretSource
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
@@ -41,6 +48,9 @@ rules:
       destination: /srv/out
       name: "{camera}-{date}-{id}"
       password: {env: SITE_PASSWORD}
+    escrow: [age128ae0y6dhx0gahr6xlc46f5fjqzzx6v0z3qs5gzq30jlk9wa5a0q6zskaz, /etc/custodians]
+    source: delete
+    retention_days: 90
 """
 
 
@@ -70,6 +80,11 @@ def test_every_key_is_read_into_the_plans() -> None:
     assert (plan.selection.masks(4), plan.selection.masks(5)) == (False, True)
     assert output.destination == "/srv/out" and output.name_template == "{camera}-{date}-{id}"
     assert output.password == SecretSource("env", "SITE_PASSWORD")
+    assert compile_custody(rule) == CustodyPlan(
+        ("age128ae0y6dhx0gahr6xlc46f5fjqzzx6v0z3qs5gzq30jlk9wa5a0q6zskaz", "/etc/custodians"),
+        delete_source=True,
+        retention_days=90,
+    )
     assert rule.priority == 3 and rule.match.specificity == 5
 
 
@@ -140,12 +155,12 @@ def test_night_window_spans_midnight_and_equal_times_mean_all_day() -> None:
          "rules.0.output.password: input should be a valid dictionary"),
         ("version: 1\nrules:\n  - name: a\n    output: {name: \"{source_name}\"}\n",
          "unknown name field(s) ['source_name']"),
-        ("version: 1\nrules:\n  - name: a\n    output: {escrow: []}\n",
-         "site.yaml:4:14: error: rules.0.output.escrow: not implemented yet: nothing would be "
-         "escrowed (see the custody issue); remove this key"),
-        ("version: 1\nrules:\n  - name: a\n    retention: {originals_days: 99999}\n",
-         "site.yaml:4:5: error: rules.0.retention: not implemented yet: nothing would delete "
-         "originals (see the custody issue); remove this key"),
+        ("version: 1\nrules:\n  - name: a\n    escrow: []\n",
+         "site.yaml:4:5: error: rules.0.escrow: an empty list names no custodian; omit the key "
+         "to use the site's recipients"),
+        ("version: 1\nrules:\n  - name: a\n    retention_days: 99999\n",
+         "site.yaml:4:5: error: rules.0.retention_days: input should be less than or equal to "
+         "3650"),
         ("version: 1\nrules:\n  - name: a\n    match: {dates: [{from: 2026-05-01, to: 2026-04-01}]}\n",
          "date window ends (2026-04-01) before it starts (2026-05-01)"),
         ("version: 1\nrules:\n  - {name: a}\n  - {name: a}\n", "rule names must be unique"),
@@ -206,3 +221,7 @@ def test_examples_are_valid() -> None:
     assert len(ruleset.rules) >= 4
     for placed in ruleset.rules:
         compile_plan(placed.rule)
+    case = next(p.rule for p in ruleset.rules if p.rule.name == "case-2026-1142")
+    custody = compile_custody(case)
+    assert custody.recipients and len(custody.recipients) == 2
+    assert (custody.delete_source, custody.retention_days) == (True, 180)
