@@ -1,0 +1,1 @@
+"""Custody: originals escrowed for custodians, every access audited, the site's signing key."""
