@@ -5,15 +5,25 @@ already have (7-Zip, WinZip, macOS Archive Utility with a plug-in); AES-256 (Win
 keeps the video and the manifest confidential on the way.
 
 What stays visible without the password: a zip's entry names, sizes and dates are not
-encrypted. So the names are generic (``video.mp4``, ``manifest.json``, ``manifest.sig``) and
-the entry dates are the packaging time, never a camera name, a file name or a recording time.
+encrypted. So the names are generic (``video.mp4``, ``manifest.json``,
+``manifest.json.minisig``) and the entry dates are the packaging time, never a camera name, a
+file name or a recording time.
 
-Why ``manifest.sig``: WinZip AES already detects corruption of each entry, but a recipient
-also wants to show that the manifest (hashes of input and output, rule file, models) is the
-one privmask wrote. The signature is HMAC-SHA256 over the exact bytes of ``manifest.json``,
-keyed with ``PBKDF2-HMAC-SHA256(password, salt=b"privmask-manifest", 200_000 iterations,
-32 bytes)``; anyone holding the password can recompute it (see :func:`manifest_key`). It
-proves integrity against people without the password, not authorship among those with it.
+Why ``manifest.json.minisig``: WinZip AES already detects corruption of each entry, but a
+recipient also wants to show that the manifest (hashes of input, output and escrow copy, rule
+set, models) is the one this site's privmask wrote. Every recipient of a package knows its
+password, so a signature keyed from the password (an HMAC, as packages once carried in
+``manifest.sig``) let any of them rewrite the manifest and sign it again. The manifest is
+signed instead with the site's Ed25519 key as a detached minisign signature of the exact
+bytes of ``manifest.json`` (trusted comment ``privmask manifest``): only the site key signs,
+and anyone with its public key (``privmask keys show``) verifies, with privmask
+(:func:`check_package`) or without it::
+
+    7z x -pPASSWORD PACKAGE.zip
+    minisign -Vm manifest.json -P RWQ...
+
+:func:`check_package` also streams the video entry and compares its sha256 and size with
+the manifest's ``output`` block, so a video swapped by someone with the password fails too.
 
 Why the drop is atomic: the outbox is watched by other programs (upload agents, VMS import
 jobs). The package is written under a hidden ``.<name>.<random>.partial`` name and
@@ -24,14 +34,17 @@ there after a power cut; on any failure nothing is left behind.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
 import hashlib
-import hmac
 import json
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,16 +53,18 @@ import pyzipper
 from pyzipper.zipfile_aes import AESZipInfo
 
 from privmask.adapters import files
+from privmask.adapters.minisign import PublicKey, SecretKey, SignatureError, key_id_hex, verify
 
 VIDEO_STEM = "video"
 MANIFEST_ENTRY = "manifest.json"
-SIGNATURE_ENTRY = "manifest.sig"
+SIGNATURE_ENTRY = "manifest.json.minisig"
 PACKAGE_SUFFIX = ".zip"
+#: The signed (trusted) comment of a manifest signature: says what the key signed.
+MANIFEST_COMMENT = "privmask manifest"
 
-#: Key derivation for the manifest signature; recipients need these three values.
-MANIFEST_KEY_SALT = b"privmask-manifest"
-MANIFEST_KEY_ITERATIONS = 200_000
-MANIFEST_KEY_LENGTH = 32
+_OLD_SIGNATURE_ENTRY = "manifest.sig"  # the password HMAC packages carried before the site key
+_MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists tracks; far below this, and never a bomb
+_MAX_SIGNATURE_BYTES = 16 << 10
 
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
 _MAX_NAME_BYTES = 200  # leaves room for ".<name>.<random>.partial" within NAME_MAX (255)
@@ -70,11 +85,15 @@ class PackageContents:
     video_suffix: str = ".mp4"
 
 
-def manifest_key(password: bytes) -> bytes:
-    """The HMAC key for manifest signatures, derived from the package password."""
-    return hashlib.pbkdf2_hmac(
-        "sha256", password, MANIFEST_KEY_SALT, MANIFEST_KEY_ITERATIONS, MANIFEST_KEY_LENGTH
-    )
+@dataclass(frozen=True)
+class PackageCheck:
+    """What :func:`check_package` verified: the signed manifest, the video's hash and size,
+    and the id of the key that signed (as minisign prints it)."""
+
+    manifest: dict[str, Any]
+    video_sha256: str
+    video_bytes: int
+    signed_by: str
 
 
 def canonical_manifest(manifest: dict[str, Any]) -> bytes:
@@ -86,19 +105,10 @@ def canonical_manifest(manifest: dict[str, Any]) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def sign_manifest(manifest_bytes: bytes, password: bytes) -> str:
-    """HMAC-SHA256 of the exact manifest bytes, as lower-case hex."""
-    return hmac.new(manifest_key(password), manifest_bytes, hashlib.sha256).hexdigest()
-
-
-def verify_manifest(manifest_bytes: bytes, signature_hex: str, password: bytes) -> bool:
-    """True when ``signature_hex`` is the signature of ``manifest_bytes`` under ``password``."""
-    expected = sign_manifest(manifest_bytes, password)
-    return hmac.compare_digest(expected, signature_hex.strip().lower())
-
-
-def write_package(contents: PackageContents, outbox: Path, name: str, password: bytes) -> Path:
-    """Write ``<outbox>/<name>.zip`` atomically and return its path.
+def write_package(
+    contents: PackageContents, outbox: Path, name: str, password: bytes, signer: SecretKey
+) -> Path:
+    """Write ``<outbox>/<name>.zip`` atomically, its manifest signed by `signer`; its path.
 
     Refuses to replace an existing package: names are the caller's choice and must be unique,
     and silently losing an earlier package would lose evidence.
@@ -107,7 +117,7 @@ def write_package(contents: PackageContents, outbox: Path, name: str, password: 
     _check_password(password)
     suffix = _check_suffix(contents.video_suffix)
     manifest_bytes = canonical_manifest(contents.manifest)
-    signature = sign_manifest(manifest_bytes, password).encode("ascii") + b"\n"
+    signature = signer.sign(manifest_bytes, MANIFEST_COMMENT).encode("utf-8")
 
     outbox = Path(outbox)
     if not outbox.exists():
@@ -151,23 +161,48 @@ def write_package(contents: PackageContents, outbox: Path, name: str, password: 
     return final
 
 
-def read_package(path: Path, password: bytes) -> tuple[bytes, dict[str, Any]]:
-    """Open a package: the video bytes and the verified manifest (for tests and tools)."""
+def read_package(
+    path: Path, password: bytes, public: PublicKey | None
+) -> tuple[bytes, dict[str, Any]]:
+    """The video bytes and the manifest of a small package (tests, tools). Given `public`,
+    checked as :func:`check_package` checks; None reads without any check of authorship."""
     _check_password(password)
+    with _reading(path, password) as (archive, video_name):
+        manifest_bytes, signature = _manifest_entries(archive)
+        if public is not None:
+            _verify_signature(path, manifest_bytes, signature, public)
+        video = archive.read(video_name)
+    manifest = _parse_manifest(path, manifest_bytes)
+    if public is not None:
+        _match_video(path, manifest, hashlib.sha256(video).hexdigest(), len(video))
+    return video, manifest
+
+
+def check_package(path: Path, password: bytes, public: PublicKey) -> PackageCheck:
+    """Verify a package: the site signature over its manifest, and its video (streamed, so
+    memory stays flat for any size) against the manifest's sha256 and size."""
+    _check_password(password)
+    with _reading(path, password) as (archive, video_name):
+        manifest_bytes, signature = _manifest_entries(archive)
+        _verify_signature(path, manifest_bytes, signature, public)
+        manifest = _parse_manifest(path, manifest_bytes)
+        digest = hashlib.sha256()
+        size = 0
+        with archive.open(video_name) as entry:
+            while chunk := entry.read(_COPY_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    _match_video(path, manifest, digest.hexdigest(), size)
+    return PackageCheck(manifest, digest.hexdigest(), size, public.key_id_hex)
+
+
+@contextmanager
+def _reading(path: Path, password: bytes) -> Iterator[tuple[Any, str]]:
+    """The open archive and its video entry's name; every reading error as one line."""
     try:
         with pyzipper.AESZipFile(path, "r") as archive:
             archive.setpassword(password)
-            infos = archive.infolist()
-            names = [info.filename for info in infos]
-            videos = [n for n in names if n.startswith(VIDEO_STEM + ".")]
-            expected = sorted([*videos, MANIFEST_ENTRY, SIGNATURE_ENTRY])
-            if len(videos) != 1 or sorted(names) != expected:
-                raise PackageError(f"{path} is not a privmask package (entries: {names})")
-            if any(not info.flag_bits & 0x1 for info in infos):
-                raise PackageError(f"{path} holds unencrypted entries; refusing it")
-            manifest_bytes = archive.read(MANIFEST_ENTRY)
-            signature = archive.read(SIGNATURE_ENTRY).decode("ascii", "replace")
-            video = archive.read(videos[0])
+            yield archive, _video_entry(path, archive.infolist())
     except PackageError:
         raise
     except FileNotFoundError as exc:
@@ -179,17 +214,94 @@ def read_package(path: Path, password: bytes) -> tuple[bytes, dict[str, Any]]:
             raise PackageError(f"wrong password for package {path}") from None
         raise PackageError(f"cannot read package {path}: {exc}") from exc
     except (pyzipper.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
-        raise PackageError(f"package {path} is corrupt: {exc}") from exc
+        raise PackageError(f"package {path} is corrupt: {_one_line(exc)}") from exc
 
-    if not verify_manifest(manifest_bytes, signature, password):
-        raise PackageError(f"package {path}: manifest signature does not match")
+
+def _video_entry(path: Path, infos: list[Any]) -> str:
+    names = [info.filename for info in infos]
+    videos = [n for n in names if n.startswith(VIDEO_STEM + ".")]
+    if _OLD_SIGNATURE_ENTRY in names and SIGNATURE_ENTRY not in names:
+        raise PackageError(
+            f"package {path} predates site signing (password-keyed manifest.sig); "
+            "its manifest cannot be verified by key"
+        )
+    if len(videos) != 1 or sorted(names) != sorted([*videos, MANIFEST_ENTRY, SIGNATURE_ENTRY]):
+        raise PackageError(f"{path} is not a privmask package (entries: {names})")
+    if any(not info.flag_bits & 0x1 for info in infos):
+        raise PackageError(f"{path} holds unencrypted entries; refusing it")
+    return videos[0]
+
+
+def _manifest_entries(archive: Any) -> tuple[bytes, str]:
+    """The manifest's exact bytes and the signature's text, each read within a cap."""
+    manifest = _read_capped(archive, MANIFEST_ENTRY, _MAX_MANIFEST_BYTES)
+    signature = _read_capped(archive, SIGNATURE_ENTRY, _MAX_SIGNATURE_BYTES)
+    return manifest, signature.decode("utf-8", "replace")
+
+
+def _read_capped(archive: Any, name: str, limit: int) -> bytes:
+    with archive.open(name) as entry:
+        data: bytes = entry.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{name} is larger than {limit} bytes")
+    return data
+
+
+def _verify_signature(path: Path, manifest: bytes, signature: str, public: PublicKey) -> None:
+    signed_by = _signing_key_id(signature)
+    if signed_by is not None and signed_by != public.key_id:
+        raise PackageError(
+            f"package {path}: manifest is signed by key {key_id_hex(signed_by)}, "
+            f"not by key {public.key_id_hex}"
+        )
+    try:
+        comment = verify(manifest, signature, public)
+    except SignatureError as exc:
+        detail = str(exc).removeprefix("signature does not verify: ")
+        raise PackageError(
+            f"package {path}: manifest signature does not verify with key "
+            f"{public.key_id_hex}: {detail}"
+        ) from None
+    if comment != MANIFEST_COMMENT:
+        raise PackageError(
+            f"package {path}: not a manifest signature (its signed comment is not "
+            f"{MANIFEST_COMMENT!r})"
+        )
+
+
+def _signing_key_id(signature: str) -> bytes | None:
+    """The key id a minisign signature names (its second line), to say who signed it."""
+    lines = signature.split("\n")
+    try:
+        raw = base64.b64decode(lines[1].strip(), validate=True) if len(lines) > 1 else b""
+    except (binascii.Error, ValueError):
+        return None
+    return raw[2:10] if len(raw) == 74 else None
+
+
+def _parse_manifest(path: Path, manifest_bytes: bytes) -> dict[str, Any]:
     try:
         manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackageError(f"package {path}: manifest is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict):
         raise PackageError(f"package {path}: manifest is not a JSON object")
-    return video, manifest
+    return manifest
+
+
+def _match_video(path: Path, manifest: dict[str, Any], sha256: str, size: int) -> None:
+    output = manifest.get("output")
+    recorded = (output.get("sha256"), output.get("bytes")) if isinstance(output, dict) else None
+    if recorded is None or not isinstance(recorded[0], str) or not isinstance(recorded[1], int):
+        raise PackageError(
+            f"package {path}: manifest does not record the video's sha256 and size "
+            "(output.sha256, output.bytes)"
+        )
+    if recorded != (sha256, size):
+        raise PackageError(
+            f"package {path}: video does not match the manifest (sha256 {sha256[:16]}..., "
+            f"{size} bytes; manifest says {recorded[0][:16]}..., {recorded[1]} bytes)"
+        )
 
 
 def _write_zip(
@@ -230,6 +342,10 @@ def _remove_if_ours(final: Path, ours: os.stat_result) -> None:
         return
     if (found.st_dev, found.st_ino) == (ours.st_dev, ours.st_ino):
         files.remove(final)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _reason(exc: OSError) -> str:

@@ -4,6 +4,10 @@ Everything runs over TCP (interleaved RTP): UDP loses packets on busy networks a
 cross NAT or firewalls, and a lost packet in a masked stream smears the picture. Every
 FFmpeg failure becomes an `RtspError` whose message names the URL without its credentials,
 because these messages end up in logs.
+
+A source made with `keep_packets` also hands every packet, before it is decoded, to its
+`StreamCopy` (`streamcopy.py`), which a `SegmentWriter` uses to put the camera's own
+packets for the same span beside each masked segment.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import av
 import av.error
 
 from privmask.adapters import files, urls
+from privmask.adapters.streamcopy import Copied, StreamCopy
 from privmask.adapters.video import EncoderSettings, as_yuv420p
 
 OUT_TIME_BASE = Fraction(1, 90000)  # RTP's video clock; MP4 keeps it too
+ORIGINAL_SUFFIX = ".original"  # beside `<job>.mp4`; never taken for a masked segment
 
 
 class RtspError(Exception):
@@ -46,20 +52,36 @@ class SourceOptions:
 class RtspSource:
     """A camera's stream pulled over RTSP/TCP: its frame rate, and its decoded frames as
     yuv420p with timestamps in OUT_TIME_BASE counted from this connection's start. Every
-    FFmpeg failure is an RtspError without credentials. Use as a context manager."""
+    FFmpeg failure is an RtspError without credentials. Use as a context manager.
 
-    def __init__(self, url: str, options: SourceOptions = SourceOptions()) -> None:
+    With `keep_packets`, `packets` is the StreamCopy that sees every packet as received."""
+
+    def __init__(
+        self, url: str, options: SourceOptions = SourceOptions(), keep_packets: bool = False
+    ) -> None:
         self.url, self.safe_url = url, urls.redact(url)
         self._container = _open_source(url, options)
         stream = self._container.streams.video[0]
         rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
         self.rate = rate if 0 < rate <= 240 else Fraction(25)
         self._stream = stream
+        self._clock = _Clock(self.rate)
+        self.packets = StreamCopy(stream, self.rate, self._stream_time) if keep_packets else None
+
+    def _stream_time(self, pts: int) -> int | None:
+        """A frame's pts (OUT_TIME_BASE, from this connection's start) in the stream's own
+        time base, as its packet had it; None until a frame came with a timestamp."""
+        origin, time_base = self._clock.origin, self._stream.time_base
+        if origin is None or not time_base:
+            return None
+        return round((pts + origin) * OUT_TIME_BASE / time_base)
 
     def frames(self) -> Iterator[av.VideoFrame]:
-        clock = _Clock(self.rate)
+        clock = self._clock
         try:
             for packet in self._container.demux(self._stream):
+                if self.packets is not None:
+                    self.packets.add(packet)
                 for decoded in packet.decode():
                     frame = as_yuv420p(decoded)
                     clock.stamp(frame)
@@ -91,6 +113,11 @@ class _Clock:
         self._origin: int | None = None
         self._count = 0
         self._last: int | None = None
+
+    @property
+    def origin(self) -> int | None:
+        """The source time (in OUT_TIME_BASE) of pts 0, once a frame had a timestamp."""
+        return self._origin
 
     def stamp(self, frame: av.VideoFrame) -> None:
         if frame.pts is not None and frame.time_base:
@@ -213,7 +240,16 @@ class RtspPublisher:
             self._container.close()
 
 
-SegmentHook = Callable[[Path], None]
+@dataclass(frozen=True)
+class SegmentFiles:
+    """A finished segment: the masked file and, when asked for, the camera's own packets
+    for (at least) the same span, from `original.lead_s` before the masked one's start."""
+
+    masked: Path
+    original: Copied = Copied(None)
+
+
+SegmentHook = Callable[[SegmentFiles], None]
 
 
 class SegmentWriter:
@@ -223,7 +259,12 @@ class SegmentWriter:
     rename, fsync of the folder) only once it is complete, so a reader (the packaging step, a
     sync job) never sees half a file, and a published segment survives a power cut.
     Each segment has its own encoder and so starts with a keyframe and plays on its own.
-    `on_segment` is called with every finished file's path, from the camera's thread.
+    A segment's name is `<prefix>-<UTC start, YYYYmmddTHHMMSS>-<6 random hex>.mp4`.
+
+    With `originals` (the source's StreamCopy), the camera's own packets for each segment go
+    into `<same name>.original` (MP4, mode 600), published after the masked file: a masked
+    file never waits for its original, and a crash between the two leaves no original
+    without its segment. `on_segment` is called with both, from the camera's thread.
     """
 
     def __init__(
@@ -236,12 +277,14 @@ class SegmentWriter:
         rate: Fraction,
         settings: EncoderSettings,
         on_segment: SegmentHook | None = None,
+        originals: StreamCopy | None = None,
     ) -> None:
         if seconds <= 0:
             raise ValueError("segment length must be positive")
         self.folder, self.prefix, self.seconds = folder, prefix, seconds
         self.width, self.height, self.rate, self.settings = width, height, rate, settings
         self.on_segment = on_segment
+        self.originals = originals
         self.finished: list[Path] = []  # the latest few, newest last
         self._container: av.container.OutputContainer | None = None
         self._encoder: _Encoder | None = None
@@ -264,11 +307,13 @@ class SegmentWriter:
         except (av.error.FFmpegError, ValueError, OSError) as exc:
             self._abandon()
             raise RtspError(f"writing a segment in {self.folder} failed: {_reason(exc)}") from None
+        if self.originals is not None:
+            self.originals.release(pts)
 
     def _begin(self, pts: int) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = f"{self.prefix}-{stamp}-{secrets.token_hex(2)}.mp4"
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        name = f"{self.prefix}-{stamp}-{secrets.token_hex(3)}.mp4"
         self._target = self.folder / name
         # no .mp4 at the end (the format is named below): a reader that globs `*.mp4`, like
         # the packaging step, must not take a segment still being written
@@ -281,6 +326,8 @@ class SegmentWriter:
             self._container, self.width, self.height, self.rate, self.settings, live=True
         )
         self._start_pts = pts
+        if self.originals is not None:
+            self.originals.begin(self._target.with_suffix(ORIGINAL_SUFFIX), pts)
 
     def _finish(self) -> None:
         encoder, container = self._encoder, self._container
@@ -294,10 +341,13 @@ class SegmentWriter:
             files.publish(staging, target, overwrite=True)
         except (av.error.FFmpegError, ValueError, OSError) as exc:
             files.remove(staging)
+            if self.originals is not None:
+                self.originals.discard()
             raise RtspError(f"finishing segment {target.name} failed: {_reason(exc)}") from None
+        original = self.originals.end() if self.originals is not None else Copied(None)
         self.finished = [*self.finished[-9:], target]
         if self.on_segment is not None:
-            self.on_segment(target)
+            self.on_segment(SegmentFiles(target, original))
 
     def _abandon(self) -> None:
         if self._container is not None:
@@ -305,6 +355,8 @@ class SegmentWriter:
                 self._container.close()
         if self._staging is not None:
             files.remove(self._staging)
+        if self.originals is not None:
+            self.originals.discard()
         self._encoder = self._container = None
 
     def close(self) -> None:

@@ -20,10 +20,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from privmask.adapters.models import sha256_of  # noqa: E402
-from privmask.adapters.package import read_package  # noqa: E402
 
 from conftest import write_clip  # noqa: E402
-from harness import PASSWORD, Daemon, eventually  # noqa: E402
+from harness import Daemon, eventually  # noqa: E402
 
 
 def _stamp(number: int):  # type: ignore[no-untyped-def]
@@ -61,7 +60,7 @@ def main() -> None:
         elapsed = time.monotonic() - started
         time.sleep(3)  # a few scans more: a late duplicate would show up now
         daemon.stop()
-        made = [read_package(p, PASSWORD.encode())[1]["input"]["sha256"] for p in daemon.packages()]
+        made = [daemon.read(p)[1]["input"]["sha256"] for p in daemon.packages()]
         lost = len(expected - set(made))
         duplicated = len(made) - len(set(made))
         print(f"clips {len(clips)} ({len(expected)} distinct), workers {args.workers}, "

@@ -344,6 +344,7 @@ class Intake:
                 fd=fd,
                 max_copy_bytes=self.limits.max_bytes,
                 group_readable=self.config.quarantine_group_readable,
+                recipients=self.config.escrow_recipients,
             )
         except OSError as exc:
             log.error("quarantine_copy_failed", job=job.id, error=str(exc))

@@ -39,7 +39,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from privmask.daemon.journal_db import JournalDB
+from privmask.daemon.journal_escrow import EscrowCopy, EscrowTable
 from privmask.daemon.journal_schema import (
     SCHEMA_VERSION,
     Claim,
@@ -55,6 +55,7 @@ from privmask.daemon.retry import RetryPolicy
 __all__ = [
     "SCHEMA_VERSION",
     "Claim",
+    "EscrowCopy",
     "FileIdentity",
     "Job",
     "JobState",
@@ -75,9 +76,10 @@ class _File:
     camera: str | None
 
 
-class Journal(JournalDB):
+class Journal(EscrowTable):
     """One connection to the journal; one per process (a lock makes it safe across threads).
-    Opening, reading and the transaction helpers are in `JournalDB`."""
+    Opening, reading and the transaction helpers are in `JournalDB`; the escrow table's
+    rows in `EscrowTable`."""
 
     # -- intake side ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class JobState(StrEnum):
@@ -142,7 +142,26 @@ SCHEMA_V2 = (
         started REAL NOT NULL
     )""",
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2}
+# Version 3: escrow copies of originals (custody): one row per job, file jobs and live
+# segments alike (`job` is text: "000123" or "live-..."); rows are never deleted, a copy
+# removed by retention keeps its row with `deleted` set.
+SCHEMA_V3 = (
+    """CREATE TABLE escrow (
+        job TEXT PRIMARY KEY,
+        file TEXT NOT NULL,             -- name in the escrow store: the job id, never a camera
+        sha256 TEXT NOT NULL,           -- of the age file
+        bytes INTEGER NOT NULL,
+        source_sha256 TEXT NOT NULL,    -- of the original it holds
+        written REAL NOT NULL,
+        expires REAL,                   -- epoch seconds; NULL: kept until a person removes it
+        deleted REAL,
+        rule TEXT NOT NULL,
+        ruleset TEXT NOT NULL,
+        recorded TEXT                   -- recording start, ISO 8601, where known
+    )""",
+    "CREATE INDEX escrow_expires ON escrow(expires) WHERE deleted IS NULL",
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
 
 JOB_COLUMNS = (
     "id, path, sha256, size, state, attempts, camera, folder, error, output, ruleset, "

@@ -9,6 +9,10 @@ trusted: so the folder is 700 and its files 600 (750/640 when a group of reviewe
 configured); only a regular file is copied, never what a link points to; a file over the
 copy limit is referenced (path, size, device, inode, mtime) rather than copied; and when the
 copy fails (a full disk) the reason is still kept, with its own code.
+
+A quarantine copy is an original like an escrowed one: when the site names escrow
+recipients, the copy is age-encrypted to them (`<name>.age`; `reason.json` stays plain),
+and when those recipients cannot be used, no copy is kept rather than a plain one.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from privmask.adapters import files
+from privmask.adapters import age, files
 from privmask.adapters.untrusted import open_regular
 
 REASON = "reason.json"
+SEALED_SUFFIX = ".age"  # a copy encrypted to the escrow recipients
 # where a copy goes whose own name is REASON's: both are kept
 RENAMED_COPY = Path("original")
 _CHUNK = 1 << 20
@@ -49,13 +55,15 @@ def quarantine(
     fd: int | None = None,
     max_copy_bytes: int | None = None,
     group_readable: bool = False,
+    recipients: Sequence[str] = (),
 ) -> Path:
     """Copy `source` to `folder/<job id>/` beside a reason.json; return that folder.
 
     `fd`: an open descriptor of the very file to copy (intake passes the one it judged);
     without it `source` is opened here, and a link or anything but a regular file is not
-    copied. A file over `max_copy_bytes` is referenced in reason.json, not copied. An older
-    copy of the same job's folder is replaced.
+    copied. A file over `max_copy_bytes` is referenced in reason.json, not copied. With
+    `recipients` (escrow recipient entries) the copy is age-encrypted to them. An older copy
+    of the same job's folder is replaced.
     """
     modes = _Modes.of(group_readable)
     target = folder / f"{job_id:06d}"
@@ -77,7 +85,7 @@ def quarantine(
                 if max_copy_bytes is not None and info.st_size > max_copy_bytes:
                     note = f" (not copied: over the copy limit of {max_copy_bytes} bytes)"
                 else:
-                    copied, note = _copy_into(scratch, source.name, fd, modes)
+                    copied, note = _copy_into(scratch, source.name, fd, modes, recipients)
             record = {
                 "code": code,
                 "reason": reason + note,
@@ -113,9 +121,19 @@ def _reference(source: Path, info: os.stat_result | None) -> dict[str, Any] | No
     }
 
 
-def _copy_into(scratch: Path, name: str, fd: int, modes: _Modes) -> tuple[Path | None, str]:
-    """Copy the file behind `fd` into `scratch`; (its name there, "") or (None, why not).
-    A failed copy is removed at once: on a full disk, that is the room reason.json needs."""
+def _copy_into(
+    scratch: Path, name: str, fd: int, modes: _Modes, recipients: Sequence[str]
+) -> tuple[Path | None, str]:
+    """Copy the file behind `fd` into `scratch` (sealed to `recipients` when there are any);
+    (its name there, "") or (None, why not). A failed copy is removed at once: on a full
+    disk, that is the room reason.json needs."""
+    sealed_to: list[age.Recipient] = []
+    if recipients:
+        try:
+            sealed_to = age.parse_recipients(recipients)
+        except age.AgeError as exc:  # never a plain copy when it should be sealed
+            return None, f" (not copied: the escrow recipients cannot be used: {exc})"
+        name += SEALED_SUFFIX
     relative = Path(name)
     if name.casefold() == REASON.casefold():
         relative = RENAMED_COPY / name
@@ -123,23 +141,28 @@ def _copy_into(scratch: Path, name: str, fd: int, modes: _Modes) -> tuple[Path |
         os.chmod(scratch / RENAMED_COPY, modes.folder)
     destination = scratch / relative
     try:
-        _copy(fd, destination, modes.file)
-    except OSError as exc:
+        _copy(fd, destination, modes.file, sealed_to)
+    except (OSError, age.AgeError) as exc:
         destination.unlink(missing_ok=True)
         return None, _not_copied(exc)
     return relative, ""
 
 
-def _copy(fd: int, destination: Path, mode: int) -> None:
+def _copy(fd: int, destination: Path, mode: int, recipients: Sequence[age.Recipient]) -> None:
     out = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(out, mode)  # the source's own mode (often 644) is not copied
-        offset = 0
-        while chunk := os.pread(fd, _CHUNK, offset):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(out, view) :]
-            offset += len(chunk)
+        if recipients:
+            with open(os.dup(fd), "rb") as plain, open(os.dup(out), "wb") as sealed:
+                plain.seek(0)
+                age.encrypt(plain, sealed, recipients)
+        else:
+            offset = 0
+            while chunk := os.pread(fd, _CHUNK, offset):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view) :]
+                offset += len(chunk)
         info = os.fstat(fd)
         os.utime(out, ns=(info.st_atime_ns, info.st_mtime_ns))  # when it was recorded
     finally:

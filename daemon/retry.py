@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from privmask.adapters.age import AgeError
 from privmask.adapters.models import ModelError
 from privmask.adapters.package import PackageError
 from privmask.adapters.video import VideoError
+from privmask.daemon.custody.audit import AuditError
 from privmask.daemon.secrets import SecretError
 from privmask.daemon.storage import is_storage_fault
 from privmask.rules.files import RuleFileError
@@ -32,6 +34,8 @@ PERMANENT: dict[type[Exception], str] = {
 }
 # failures of the site, not of the clip: worth another try
 TRANSIENT: tuple[type[Exception], ...] = (
+    AgeError,  # a recipients file gone or changed: a person fixes it
+    AuditError,  # the audit log cannot be written: nothing goes on unrecorded
     PackageError,
     ModelError,
     RuleFileError,

@@ -27,9 +27,13 @@ from pathlib import Path
 
 import structlog
 
-from privmask.adapters import files
+from privmask.adapters import age, files
 from privmask.daemon import statefolder
 from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigError
+from privmask.daemon.custody import escrow, retention
+from privmask.daemon.custody.audit import AuditError, AuditLog
+from privmask.daemon.custody.sitekey import site_key
+from privmask.daemon.delivery import Custody
 from privmask.daemon.intake import Intake
 from privmask.daemon.journal import Job, JobState, Journal
 from privmask.daemon.live.supervisor import LiveSupervisor
@@ -41,6 +45,7 @@ from privmask.daemon.secrets import SecretSource, read_secret
 from privmask.daemon.storage import Storage
 from privmask.daemon.workers import WorkerPool
 from privmask.rules.files import parse_rules
+from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import RuleSet
 
 log = structlog.get_logger("privmask.service")
@@ -48,6 +53,7 @@ log = structlog.get_logger("privmask.service")
 SHUTDOWN_SECONDS = 60.0  # a running job gets this long to finish after SIGTERM
 LIVE_CHECK_SECONDS = 10.0  # how soon live masking follows a rule or camera change
 OVERDUE_CHECK_SECONDS = 2.0  # how often the claims are checked for hung workers
+RETENTION_CHECK_SECONDS = 3600.0  # how often expired originals are looked for
 
 
 class Service:
@@ -81,8 +87,13 @@ class Service:
 
     def _run(self, config: Config) -> int:
         _prepare_folders(config)
+        _check_site_recipients(config)
         password = self._password()
-        rulebook = self._rules()
+        # the site key first: its creation is the log's first entry on a new site
+        signer = site_key(config, AuditLog(config.audit_folder, None))
+        custody = Custody.of(config, signer)
+        audit = custody.audit()
+        rulebook = self._rules(audit)
         policy = self._policy
         journal = Journal(config.journal_path)
         run = journal.start_run(os.getpid())  # workers of any earlier run get no more jobs
@@ -92,9 +103,13 @@ class Service:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         storage = Storage.at_start(
-            config.outbox, config.outbox_mount_point, (config.work, config.state)
+            config.outbox,
+            config.outbox_mount_point,
+            (config.work, config.state, config.escrow_store),
         )
-        self._workers = workers = WorkerPool(config, password, run, config.workers, storage)
+        self._workers = workers = WorkerPool(
+            config, password, custody, run, config.workers, storage
+        )
         intake = Intake(config, journal)
         intake.start()
         log.info(
@@ -104,12 +119,12 @@ class Service:
             workers=config.workers,
             quiet_seconds=intake.quiet_seconds,
         )
-        self._live = LiveSupervisor(config, password)
+        self._live = LiveSupervisor(config, password, custody)
         camera_thread = None
         if config.cameras.discover_seconds or config.cameras.streams:
             camera_thread = threading.Thread(target=self._camera_loop, name="cameras", daemon=True)
             camera_thread.start()
-        next_scan = next_check = 0.0
+        next_scan = next_check = next_retention = 0.0
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -120,6 +135,9 @@ class Service:
                 if now >= next_check:
                     next_check = now + OVERDUE_CHECK_SECONDS
                     self._kill_overdue(journal, workers)
+                if now >= next_retention:
+                    next_retention = now + RETENTION_CHECK_SECONDS
+                    self._retention(journal, custody)
                 if dead := workers.replace_dead():
                     # only their own jobs go back: the others are still being worked on
                     self._put_back(journal, policy, dead)
@@ -134,6 +152,7 @@ class Service:
             workers.stop(SHUTDOWN_SECONDS)
             self._put_back(journal, policy, orderly=True)
             journal.close()
+            _checkpoint(audit)
             log.info("stopped")
         return 0
 
@@ -200,8 +219,9 @@ class Service:
                 self._put_back(journal, self._policy, [claim.worker])
 
     def _clean_after(self, job: Job) -> None:
-        """What an interrupted try leaves: its work files and a partial package."""
+        """What an interrupted try leaves: its work files, a partial escrow copy and package."""
         shutil.rmtree(self.config.work / str(job.id), ignore_errors=True)
+        _remove_partials(escrow.copy_path(self.config.escrow_store, f"{job.id:06d}"))
         if job.package is not None:
             _remove_partials(Path(job.package))
 
@@ -223,9 +243,17 @@ class Service:
                 reason,
                 max_copy_bytes=self.config.intake_limits.max_bytes,
                 group_readable=self.config.quarantine_group_readable,
+                recipients=self.config.escrow_recipients,
             )
         except OSError as exc:  # recorded in the journal; the copy is retried at next start
             log.error("quarantine_copy_failed", job=job_id, error=str(exc))
+
+    def _retention(self, journal: Journal, custody: Custody) -> None:
+        """Delete the originals whose time is up; a failure is retried at the next check."""
+        try:
+            retention.sweep(journal, custody, self.config.quarantine)
+        except (OSError, AuditError, sqlite3.Error) as exc:
+            log.error("retention_failed", error=str(exc))
 
     def _password(self) -> bytes:
         config = self.config
@@ -240,13 +268,24 @@ class Service:
             log.warning("password_generated", file=str(generated))
         return read_secret(SecretSource("file", str(generated)))
 
-    def _rules(self) -> RuleBook | None:
-        """The rules in force. A set whose rules need a model that is not installed is
-        refused (ModelError: one line, exit 1), at start and at every reload."""
+    def _rules(self, audit: AuditLog) -> RuleBook | None:
+        """The rules in force. A set whose rules need a model that is not installed, or
+        name escrow recipients age cannot use, is refused (one line, exit 1), at start and
+        at every reload. Each new set in force is audited with its hash."""
         from privmask.daemon.pipeline.setup import check_models
+
+        audited: set[str] = set()
 
         def accept(ruleset: RuleSet) -> None:
             check_models(ruleset, self.config.models)
+            check_recipients(ruleset)
+            if ruleset.digest not in audited:
+                audit.append(
+                    "rules_loaded",
+                    actor="daemon",
+                    details={"rule_set_sha256": ruleset.digest, "rules": len(ruleset.rules)},
+                )
+                audited.add(ruleset.digest)
 
         snapshots = self.config.state / "rulesets"
         if self.config.rules is None:
@@ -262,11 +301,40 @@ class Service:
         return RuleBook(self.config.rules, snapshots=snapshots, accept=accept).start()
 
 
+def check_recipients(ruleset: RuleSet) -> None:
+    """Every rule's escrow recipients are keys (or files of keys) age can encrypt to."""
+    for placed in ruleset.rules:
+        entries = placed.rule.escrow
+        if entries:
+            try:
+                age.parse_recipients(entries)
+            except age.AgeError as exc:
+                raise PlanError(f"rule {placed.rule.name}: escrow: {exc}") from None
+
+
+def _check_site_recipients(config: Config) -> None:
+    """The site's escrow recipients are usable now: better refused at start than at the
+    first job, whose original would wait."""
+    if config.escrow_recipients:
+        try:
+            age.parse_recipients(config.escrow_recipients)
+        except age.AgeError as exc:
+            raise ConfigError(f"escrow.recipients: {exc}") from None
+
+
+def _checkpoint(audit: AuditLog) -> None:
+    """Sign the audit log's head at shutdown, so truncation back past it shows."""
+    try:
+        audit.checkpoint()
+    except AuditError as exc:
+        log.error("audit_checkpoint_failed", error=str(exc))
+
+
 def _prepare_folders(config: Config) -> None:
-    """Create what privmask owns; a configured outbox or inbox must exist already, since
-    creating it would hide a share that is not mounted behind a local folder."""
-    defaults = {p.absolute() for p in (DEFAULT_ROOT / "outbox", DEFAULT_ROOT / "inbox")}
-    for folder in (config.outbox, *[i.path for i in config.inboxes]):
+    """Create what privmask owns; a configured outbox, escrow store or inbox must exist
+    already, since creating it would hide a share that is not mounted behind a local folder."""
+    defaults = {p.absolute() for p in (DEFAULT_ROOT / n for n in ("outbox", "inbox", "escrow"))}
+    for folder in (config.outbox, config.escrow_store, *[i.path for i in config.inboxes]):
         if folder in defaults:
             folder.mkdir(parents=True, exist_ok=True)
         elif not folder.is_dir():
@@ -282,9 +350,10 @@ def _sweep_partials(config: Config) -> None:
     """Temporary files left by a crash: never published, safe to remove."""
     shutil.rmtree(config.work, ignore_errors=True)  # no job is running yet
     config.work.mkdir(parents=True, exist_ok=True)
-    for stale in config.outbox.iterdir():
-        if stale.is_file() and files.OWN_PARTIAL.fullmatch(stale.name):
-            stale.unlink(missing_ok=True)
+    for folder in (config.outbox, config.escrow_store):
+        for stale in folder.iterdir():
+            if stale.is_file() and files.OWN_PARTIAL.fullmatch(stale.name):
+                stale.unlink(missing_ok=True)
     rulesets = config.state / "rulesets"
     for stale in rulesets.iterdir() if rulesets.is_dir() else ():
         if files.OWN_PARTIAL.fullmatch(stale.name):

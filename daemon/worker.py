@@ -29,9 +29,9 @@ from privmask.adapters.recording import container_metadata
 from privmask.adapters.untrusted import descriptor_path, open_regular
 from privmask.adapters.video import VideoError, probe
 from privmask.daemon.config import Config
-from privmask.daemon.delivery import manifest, plan_delivery
+from privmask.daemon.custody.source_deletion import delete_source
+from privmask.daemon.delivery import Custody, manifest, plan_delivery
 from privmask.daemon.journal import (
-    FileIdentity,
     Job,
     JobState,
     JobStateError,
@@ -69,6 +69,7 @@ class Outcome:
 def worker_main(
     config: Config,
     password: bytes,
+    custody: Custody,
     name: str,
     run: str,
     parent: int,
@@ -85,14 +86,20 @@ def worker_main(
     signal.signal(signal.SIGTERM, _unwind)
     worker = claim_name(os.getpid(), name)
     try:
-        _serve(config, password, worker, run, stop, storage)
+        _serve(config, password, custody, worker, run, stop, storage)
     except Exception as exc:  # a bug, or a journal it cannot open: one event, then exit 1
         log.error("worker_crashed", worker=worker, **describe(exc))
         raise SystemExit(1) from None
 
 
 def _serve(
-    config: Config, password: bytes, worker: str, run: str, stop: StopSignal, storage: Storage
+    config: Config,
+    password: bytes,
+    custody: Custody,
+    worker: str,
+    run: str,
+    stop: StopSignal,
+    storage: Storage,
 ) -> None:
     policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
     with Journal(config.journal_path) as journal:
@@ -111,7 +118,7 @@ def _serve(
             if job is None:
                 stop.wait(0.5)
                 continue
-            run_job(job, journal, config, password, policy, worker)
+            run_job(job, journal, config, password, custody, policy, worker)
 
 
 def claim_name(pid: int, name: str) -> str:
@@ -124,7 +131,13 @@ def _unwind(signum: int, frame: object) -> None:
 
 
 def run_job(
-    job: Job, journal: Journal, config: Config, password: bytes, policy: RetryPolicy, worker: str
+    job: Job,
+    journal: Journal,
+    config: Config,
+    password: bytes,
+    custody: Custody,
+    policy: RetryPolicy,
+    worker: str,
 ) -> None:
     bound = log.bind(job=job.id, attempt=job.attempts, worker=worker)
     try:
@@ -136,9 +149,10 @@ def run_job(
                 outcome = process(
                     job,
                     clip,
-                    journal.first_file(job.id),
+                    journal,
                     config,
                     password,
+                    custody,
                     lambda package: journal.update_claim(job.id, worker, package=str(package)),
                 )
         journal.finish(job.id, str(outcome.package), outcome.ruleset, worker=worker)
@@ -178,6 +192,7 @@ def _failed(
             str(exc),
             max_copy_bytes=config.intake_limits.max_bytes,
             group_readable=config.quarantine_group_readable,
+            recipients=config.escrow_recipients,
         )
 
 
@@ -212,15 +227,18 @@ def opened_source(job: Job) -> Iterator[Path]:
 def process(
     job: Job,
     clip: Path,
-    taken: FileIdentity,
+    journal: Journal,
     config: Config,
     password: bytes,
+    custody: Custody,
     writing: Callable[[Path], None],
 ) -> Outcome:
-    """Redact, package and publish one job from `clip` (its opened source); `writing` is
-    told the package's path first. Rules match, and packages are named, on the recording
-    time: from the container, the vendor's file name, or the mtime intake saw (`taken`)."""
+    """Escrow, redact, package and publish one job from `clip` (its opened source), then
+    delete the source if its rule says so; `writing` is told the package's path first.
+    Rules match, and packages are named, on the recording time: from the container, the
+    vendor's file name, or the mtime intake saw when it took the file in."""
     source = Path(job.path)
+    taken = journal.first_file(job.id)
     ruleset = current_snapshot(config.state / "rulesets")
     recorded, recorded_from = recording_time(
         source, container_metadata(clip), config.timezone, mtime=taken.mtime_ns / 1e9
@@ -228,21 +246,35 @@ def process(
     decision = ruleset.decide(
         Facts(camera=job.camera, folder=job.folder, file_name=source.name, when=recorded)
     )
+    job_id = f"{job.id:06d}"
     delivery = plan_delivery(
         decision,
         default_outbox=config.outbox,
         default_password=password,
         camera=job.camera,
         when=recorded,
-        job=f"{job.id:06d}",
+        job=job_id,
         input_sha256=job.sha256,
     )
     writing(delivery.package)  # a partial of it left by a kill is removed when the job goes back
-    earlier = delivery.published(job.sha256)
+    earlier = delivery.published(job.sha256, custody.signer)
     if earlier is not None:  # published just before a crash: record it, never make it twice
         log.info("job_found_published", job=job.id, package=delivery.package.name)
+        delete_source(job, taken, decision, delivery, custody, journal.escrow(job_id))
         return Outcome(delivery.package, str(earlier.get("rule_set_sha256", decision.ruleset_hash)))
-    if sha256_of(clip) != job.sha256:
+    # the original first: no package is ever published without its escrow copy
+    escrowed = custody.seal(
+        journal,
+        job_id,
+        clip,
+        decision,
+        actor=f"worker {os.getpid()}",
+        expected_sha256=job.sha256,
+        recorded=recorded.isoformat(),
+    )
+    if escrowed is not None:
+        log.info("escrow_written", job=job.id, file=escrowed.file)
+    elif sha256_of(clip) != job.sha256:
         raise VideoError(f"{source.name}: changed since it was taken in; it will be taken in again")
     work = config.work / str(job.id)
     shutil.rmtree(work, ignore_errors=True)
@@ -266,10 +298,13 @@ def process(
         redacted=video,
         redaction=result,
         times=times,
+        escrowed=escrowed,
     )
     contents["recorded"] = {
         "time": recorded.isoformat(),
         "source": recorded_from,
         "timezone": str(config.timezone),
     }
-    return Outcome(delivery.publish(video, contents), decision.ruleset_hash)
+    package = delivery.publish(video, contents, custody.signer)
+    delete_source(job, taken, decision, delivery, custody, escrowed)
+    return Outcome(package, decision.ruleset_hash)

@@ -18,6 +18,7 @@ from multiprocessing.context import SpawnProcess
 import structlog
 
 from privmask.daemon.config import Config
+from privmask.daemon.delivery import Custody
 from privmask.daemon.storage import Storage
 from privmask.daemon.worker import claim_name, worker_main
 
@@ -26,9 +27,16 @@ log = structlog.get_logger("privmask.service")
 
 class WorkerPool:
     def __init__(
-        self, config: Config, password: bytes, run: str, count: int, storage: Storage
+        self,
+        config: Config,
+        password: bytes,
+        custody: Custody,
+        run: str,
+        count: int,
+        storage: Storage,
     ) -> None:
         self._config, self._password, self._run = config, password, run
+        self._custody = custody
         self._storage = storage
         self._context = multiprocessing.get_context("spawn")
         self._stop_reader, self._stop_writer = self._context.Pipe(duplex=False)
@@ -44,6 +52,7 @@ class WorkerPool:
             args=(
                 self._config,
                 self._password,
+                self._custody,
                 f"w{index}",
                 self._run,
                 os.getpid(),

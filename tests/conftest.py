@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -131,3 +133,29 @@ def shared_dir() -> Iterator[Path]:
 @pytest.fixture
 def clip(tmp_path: Path) -> Path:
     return write_clip(tmp_path / "clip.mp4")
+
+
+@dataclass(frozen=True)
+class Custodian:
+    """A custodian's key pair made by the real tools: `identity` opens what `recipient` seals."""
+
+    identity: Path
+    recipient: str
+
+
+@pytest.fixture(scope="session")
+def custodians(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Custodian]:
+    """One custodian per key kind age takes: an `age-keygen` identity, an SSH ed25519 key."""
+    folder = tmp_path_factory.mktemp("custodians")
+    age_key = folder / "age.txt"
+    subprocess.run(["age-keygen", "-o", str(age_key)], check=True, capture_output=True)
+    public = subprocess.run(
+        ["age-keygen", "-y", str(age_key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    ssh_key = folder / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dpo", "-f", str(ssh_key)],
+        check=True,
+    )
+    ssh_public = (folder / "id_ed25519.pub").read_text().strip()
+    return {"age": Custodian(age_key, public), "ssh": Custodian(ssh_key, ssh_public)}

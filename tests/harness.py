@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from privmask.adapters.minisign import PublicKey, SecretKey
+from privmask.adapters.package import read_package
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -24,8 +27,10 @@ class Daemon:
         self.root = root
         self.inbox, self.outbox = root / "inbox", root / "outbox"
         self.quarantine, self.state = root / "quarantine", root / "state"
+        self.escrow = Path(settings.get("escrow", {}).get("store", root / "escrow"))
         self.inbox.mkdir(exist_ok=True)
         self.outbox.mkdir(exist_ok=True)  # a share: it exists before the daemon starts
+        self.escrow.mkdir(exist_ok=True)  # a share too
         self.password_file = root / "password"
         if not self.password_file.exists():
             self.password_file.write_text(PASSWORD + "\n")
@@ -42,6 +47,7 @@ class Daemon:
             "scan_seconds": 1.0,
             "retry": {"max_attempts": 3, "backoff_seconds": 0.5},
             **settings,
+            "escrow": {**settings.get("escrow", {}), "store": str(self.escrow)},
         }
         self.config = root / "privmask.yaml"
         self.config.write_text(yaml.safe_dump(config))
@@ -105,6 +111,19 @@ class Daemon:
 
     def packages(self) -> list[Path]:
         return sorted(self.outbox.glob("*.zip"))
+
+    def audit(self) -> list[dict[str, Any]]:
+        """The audit log's entries, oldest first."""
+        log = self.state / "audit" / "log.jsonl"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def site_key(self) -> PublicKey:
+        """The public half of the signing key this daemon generated into its state."""
+        return SecretKey.parse((self.state / "signing.key").read_bytes()).public
+
+    def read(self, package: Path, password: str = PASSWORD) -> tuple[bytes, dict[str, Any]]:
+        """A package's video and manifest, its signature checked against this site's key."""
+        return read_package(package, password.encode(), self.site_key())
 
     def leftovers(self) -> list[Path]:
         """Temporary files anywhere in the outbox: there must never be any after a stop."""

@@ -6,6 +6,10 @@ detector looks at newer ones; when it leaves, its masks include targets that wer
 only in the frames after it (the offline tracker's lead, bounded by the buffer). Detection
 runs on every n-th frame, downscaled, which is what keeps a 2-core machine at 25 fps.
 
+With `LiveOutputs.originals`, each masked segment comes with the camera's own packets for
+the same span (stream-copied, not re-encoded) and the list of tracks masked in it; the
+hook takes custody of both files.
+
 Every camera runs in its own thread with its own decoder, detectors and encoders, and
 catches every error of its own: a camera that fails goes to backoff and is reopened with
 exponentially growing pauses, and never touches another camera. Nothing queues without
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -33,12 +38,13 @@ from privmask.adapters.rtsp import (
     RtspError,
     RtspPublisher,
     RtspSource,
-    SegmentHook,
+    SegmentFiles,
     SegmentWriter,
     SourceOptions,
 )
+from privmask.adapters.streamcopy import StreamCopy
 from privmask.adapters.video import EncoderSettings, VideoError
-from privmask.daemon.pipeline.online import CausalMasker
+from privmask.daemon.pipeline.online import CausalMasker, MaskedFrame, SegmentTracks
 from privmask.daemon.pipeline.setup import load_detectors
 from privmask.rules.plan import PlanError, RedactionPlan
 
@@ -53,19 +59,38 @@ class CameraState(StrEnum):
 
 
 @dataclass(frozen=True)
+class LiveSegment:
+    """A finished segment, as `LiveOutputs.on_segment` gets it."""
+
+    masked: Path  # `<job id>.mp4`
+    original: Path | None  # `<job id>.original`: the camera's packets, mode 600; None: see below
+    original_missing: str  # why there is no original ("" when there is, or none was asked)
+    original_lead_s: float  # it starts this long before the masked one (at a keyframe)
+    frames: int
+    tracks: tuple[dict[str, Any], ...]  # as a file manifest's `tracks`, frames of this segment
+
+
+@dataclass(frozen=True)
 class LiveOutputs:
-    """Where masked video goes: an RTSP server, a folder of segments, or both."""
+    """Where masked video goes: an RTSP server, a folder of segments, or both.
+
+    `originals`: keep the camera's own packets beside each segment. The hook then owns
+    them (it must escrow or remove them: an unmasked picture is left nowhere else), so
+    asking for originals without a hook is refused."""
 
     publish_url: str | None = None
     segment_dir: Path | None = None
     segment_seconds: float = 60.0
-    on_segment: SegmentHook | None = None  # e.g. hand the file to the encrypted packaging
+    on_segment: Callable[[LiveSegment], None] | None = None  # e.g. the encrypted packaging
+    originals: bool = False
 
     def __post_init__(self) -> None:
         if not self.publish_url and self.segment_dir is None:
             raise ValueError("a live camera needs a publish URL, a segment folder, or both")
         if self.segment_seconds <= 0:
             raise ValueError("segment length must be positive")
+        if self.originals and (self.segment_dir is None or self.on_segment is None):
+            raise ValueError("originals are kept only beside segments, for a hook that takes them")
 
 
 @dataclass(frozen=True)
@@ -109,7 +134,8 @@ class _Outputs:
         height: int,
         rate: Fraction,
         encoder: EncoderSettings,
-        on_segment: SegmentHook,
+        on_segment: Callable[[SegmentFiles], None],
+        originals: StreamCopy | None,
     ) -> None:
         self.publisher: RtspPublisher | None = None
         self.segments: SegmentWriter | None = None
@@ -126,6 +152,7 @@ class _Outputs:
                     rate,
                     encoder,
                     on_segment,
+                    originals,
                 )
         except BaseException:
             self.close()
@@ -174,6 +201,7 @@ class LiveCamera:
         self._lock = threading.Lock()
         self._status = CameraStatus(name, self.safe_url, CameraState.OFFLINE)
         self._counts = _Counts()
+        self._tracks = SegmentTracks()  # of the segment being written
         self._log = log.bind(camera=name, url=self.safe_url)
 
     @property
@@ -246,9 +274,11 @@ class LiveCamera:
     def _stream(self) -> None:
         """One connection: open, stream until it drops or stop() is called, close."""
         outputs: _Outputs | None = None
-        with RtspSource(self.url, self.settings.source) as source:
+        keep = self.outputs.originals
+        with RtspSource(self.url, self.settings.source, keep_packets=keep) as source:
             rate = source.rate
             self._counts.connects += 1
+            self._tracks = SegmentTracks()  # track ids are this connection's
             masker: CausalMasker | None = None
             try:
                 for frame in source.frames():
@@ -273,12 +303,13 @@ class LiveCamera:
                         )
                         outputs = _Outputs(
                             self.outputs,
-                            self.name,
+                            "live",  # segments are named by job id, never by camera
                             frame.width,
                             frame.height,
                             rate,
                             self.settings.encoder,
                             self._segment_done,
+                            source.packets,
                         )
                         self._log.info(
                             "live_streaming",
@@ -302,22 +333,40 @@ class LiveCamera:
                 if outputs is not None:
                     outputs.close()
 
-    def _write(self, outputs: _Outputs, frame: av.VideoFrame) -> None:
+    def _write(self, outputs: _Outputs, ready: MaskedFrame) -> None:
         if self.on_frame is not None:
-            self.on_frame(frame)
-        outputs.write(frame, frame.pts or 0)
+            self.on_frame(ready.frame)
+        # this may finish a segment, which takes the tracks of the frames before this one
+        outputs.write(ready.frame, ready.frame.pts or 0)
+        self._tracks.add(ready.boxes)
         self._counts.tick()
 
-    def _segment_done(self, path: Path) -> None:
+    def _segment_done(self, written: SegmentFiles) -> None:
+        tracks, self._tracks = self._tracks, SegmentTracks()
+        copied = written.original
+        segment = LiveSegment(
+            written.masked,
+            copied.path,
+            copied.missing if self.outputs.originals else "",
+            copied.lead_s,
+            tracks.frames,
+            tuple(tracks.summary()),
+        )
         self._counts.segments += 1
-        self._log.info("live_segment", file=path.name)
+        self._log.info("live_segment", file=segment.masked.name, tracks=len(segment.tracks))
+        if self.outputs.originals and segment.original is None:
+            self._log.warning(
+                "live_segment_original_missing",
+                file=segment.masked.name,
+                reason=segment.original_missing,
+            )
         hook = self.outputs.on_segment
         if hook is None:
             return
         try:
-            hook(path)
+            hook(segment)
         except Exception as exc:  # the hook's failure must not stop the stream
-            self._log.error("live_segment_hook_failed", file=path.name, error=str(exc))
+            self._log.error("live_segment_hook_failed", file=segment.masked.name, error=str(exc))
 
 
 @dataclass

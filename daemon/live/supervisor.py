@@ -4,7 +4,8 @@ The service calls `update` with the cameras it knows (from the ONVIF inventory a
 config's static streams) every few seconds, so live masking follows rule reloads, time
 windows, and cameras that come, go or change address. Cameras whose rule turns live are
 started, those that disappear or stop being live are stopped; one camera failing never
-touches another. Finished segments become encrypted packages through the same path as files.
+touches another. Finished segments, each with the camera's own unmasked segment beside it,
+become signed, encrypted packages through the same path as files (`packaging.py`).
 """
 
 from __future__ import annotations
@@ -12,20 +13,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 
 import structlog
 
 from privmask.adapters import urls
-from privmask.adapters.models import ModelError, sha256_of
-from privmask.adapters.package import PackageError
-from privmask.adapters.video import VideoError
+from privmask.adapters.models import ModelError
 from privmask.daemon.config import Config
-from privmask.daemon.delivery import manifest, plan_delivery, safe_name
+from privmask.daemon.delivery import Custody, safe_name
 from privmask.daemon.live.camera import LiveCamera, LiveOutputs
-from privmask.daemon.pipeline.setup import model_list
+from privmask.daemon.live.packaging import SegmentPackager, sweep_partials
 from privmask.daemon.rulebook import current_snapshot
-from privmask.daemon.secrets import SecretError
 from privmask.rules.files import RuleFileError
 from privmask.rules.match import Facts
 from privmask.rules.plan import PlanError
@@ -35,9 +32,10 @@ log = structlog.get_logger("privmask.live")
 
 
 class LiveSupervisor:
-    def __init__(self, config: Config, password: bytes) -> None:
+    def __init__(self, config: Config, password: bytes, custody: Custody) -> None:
         self.config = config
-        self._password = password
+        self._packager = SegmentPackager(config, password, custody)
+        sweep_partials(config.state / "live")  # no camera streams yet
         # camera -> its stream and what it was started with: rule set, rule, URL
         self._running: dict[str, tuple[LiveCamera, tuple[str, str, str]]] = {}
         self._lock = threading.Lock()
@@ -89,7 +87,8 @@ class LiveSupervisor:
             publish_url=live.publish_url,
             segment_dir=segments if live.segments else None,
             segment_seconds=live.segment_seconds,
-            on_segment=lambda path: self._package(camera, url, path, decision),
+            on_segment=lambda segment: self._packager.finished(camera, url, segment, decision),
+            originals=live.segments,
         )
         try:
             stream = LiveCamera(
@@ -112,42 +111,3 @@ class LiveSupervisor:
             self._closed = True
             for camera in list(self._running):
                 self._stop(camera, "service stopping")
-
-    def _package(self, camera: str, url: str, finished: Path, decision: Decision) -> None:
-        """Finished segments: each encrypted into the outbox, then removed. Segments left
-        by an earlier failure (an unmounted share) go with the next one, oldest first."""
-        for segment in sorted(finished.parent.glob("*.mp4")):
-            if not self._package_one(camera, url, segment, decision):
-                return
-
-    def _package_one(self, camera: str, url: str, segment: Path, decision: Decision) -> bool:
-        now = datetime.now(self.config.timezone)
-        digest = sha256_of(segment)
-        try:
-            delivery = plan_delivery(
-                decision,
-                default_outbox=self.config.outbox,
-                default_password=self._password,
-                camera=camera,
-                when=now,
-                job=f"live-{segment.stem[-6:]}",
-                input_sha256=digest,
-            )
-            contents = manifest(
-                decision,
-                job=delivery.name,
-                camera=camera,
-                source={"stream": urls.redact(url)},
-                models=model_list(decision.plan),
-                redacted=segment,
-                redaction=None,
-                times={"finished": segment.stat().st_mtime},
-            )
-            package = delivery.publish(segment, contents)
-        except (PackageError, SecretError, VideoError, OSError) as exc:
-            # kept on disk, tried again with the next segment
-            log.error("live_segment_not_packaged", camera=camera, error=str(exc))
-            return False
-        segment.unlink(missing_ok=True)
-        log.info("live_segment_packaged", camera=camera, package=package.name)
-        return True

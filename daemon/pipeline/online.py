@@ -11,6 +11,9 @@ is still in the buffer.
 One difference from offline: the window cannot know whether a track has ended, so a track
 is kept masked past its last sighting for the whole hold time (offline: `tail` frames), or
 a target missed by the detector for a while would show until it is found again.
+
+Track ids are the connection's, kept from one relink to the next, and each segment's
+`SegmentTracks` lists the tracks masked in it as a file's manifest does.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import dataclasses
 from collections import deque
 from collections.abc import Iterator, Mapping
 from fractions import Fraction
+from typing import Any, NamedTuple
 
 import av
 
@@ -31,7 +35,7 @@ from privmask.daemon.pipeline.setup import (
     detect_frame,
     tracker_settings,
 )
-from privmask.daemon.pipeline.tracker import TrackerSettings, fill, link
+from privmask.daemon.pipeline.tracker import Track, TrackerSettings, fill, link
 from privmask.rules.plan import RedactionPlan
 
 
@@ -50,6 +54,8 @@ class OnlineTracker:
 
     Memory is bounded: sightings older than what can still affect a frame to be masked
     (the longest gap a track may bridge, plus its tail) are dropped as frames are taken.
+    The window is linked again after each change, which numbers its tracks afresh; a
+    track keeps the id it had as long as one of its sightings is still in the window.
     """
 
     def __init__(self, settings: Mapping[TargetClass, TrackerSettings]) -> None:
@@ -58,6 +64,8 @@ class OnlineTracker:
         self.history = longest + 1
         self.sightings: dict[int, Detections] = {}
         self._filled: dict[int, Detections] | None = None
+        self._ids: dict[tuple[int, int, bytes], int] = {}  # sighting -> its track's id
+        self._last_id = 0
 
     def add(self, index: int, found: Detections) -> None:
         """Record what the detector found in frame `index` (empty detections count too)."""
@@ -72,10 +80,68 @@ class OnlineTracker:
             del self.sightings[i]
         if stale:
             self._filled = None
+            self._ids = {key: ident for key, ident in self._ids.items() if key[0] >= cutoff}
         if self._filled is None:
             tracks = link(self.sightings, self.settings)
+            self._keep_ids(tracks)
             self._filled = fill(tracks, self.settings) if tracks else {}
         return self._filled.get(index)
+
+    def _keep_ids(self, tracks: list[Track]) -> None:
+        """Give each freshly linked track the id its sightings had; new tracks a new id."""
+        taken: set[int] = set()
+        for track in tracks:
+            keys = [
+                (f, int(track.target), box.tobytes()) for f, box in zip(track.frames, track.boxes)
+            ]
+            known = sorted({self._ids[k] for k in keys if k in self._ids} - taken)
+            if known:
+                track.track_id = known[0]
+            else:
+                self._last_id += 1
+                track.track_id = self._last_id
+            taken.add(track.track_id)
+            self._ids.update(dict.fromkeys(keys, track.track_id))
+
+
+class SegmentTracks:
+    """The tracks masked in one segment, as a file's manifest lists them: id, class, and
+    the first and last frame masked, counted within the segment. One entry per track,
+    so it stays small however long the segment is."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self._spans: dict[int, tuple[int, int, int]] = {}  # id -> class, first, last
+
+    def add(self, boxes: Detections | None) -> None:
+        """The boxes masked in the segment's next frame (None: nothing masked)."""
+        for track, target in zip(
+            (boxes.track_id.tolist() if boxes is not None else []),
+            (boxes.class_id.tolist() if boxes is not None else []),
+        ):
+            first = self._spans[track][1] if track in self._spans else self.frames
+            self._spans[track] = (target, first, self.frames)
+        self.frames += 1
+
+    def summary(self) -> list[dict[str, Any]]:
+        # live masking masks every track: the rule's track selection is for files
+        return [
+            {
+                "id": track,
+                "class": TargetClass(target).label,
+                "masked_from": first,
+                "masked_to": last,
+                "masked": True,
+            }
+            for track, (target, first, last) in sorted(self._spans.items())
+        ]
+
+
+class MaskedFrame(NamedTuple):
+    """A frame leaving the delay buffer, masked, and the boxes that were masked in it."""
+
+    frame: av.VideoFrame
+    boxes: Detections | None
 
 
 class CausalMasker:
@@ -113,7 +179,7 @@ class CausalMasker:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def push(self, frame: av.VideoFrame) -> Iterator[av.VideoFrame]:
+    def push(self, frame: av.VideoFrame) -> Iterator[MaskedFrame]:
         """Take a yuv420p frame; yield the frame that leaves the buffer, masked, if any.
 
         A frame of another size than the masker's is refused (VideoError), before it is
@@ -138,13 +204,13 @@ class CausalMasker:
         self._buffer.append((index, frame))
         self.max_buffered = max(self.max_buffered, len(self._buffer))
 
-    def flush(self) -> Iterator[av.VideoFrame]:
+    def flush(self) -> Iterator[MaskedFrame]:
         """Mask and yield what the buffer holds (the stream ended: no later sightings)."""
         while self._buffer:
             yield self._emit()
 
-    def _emit(self) -> av.VideoFrame:
+    def _emit(self) -> MaskedFrame:
         index, frame = self._buffer.popleft()
         boxes: Detections | None = self.tracker.boxes(index)
         self.renderer.render(planes(frame), boxes)
-        return frame
+        return MaskedFrame(frame, boxes)

@@ -12,11 +12,10 @@ import pytest
 from test_cli import assert_one_clear_line, privmask
 
 from privmask.adapters.models import sha256_of
-from privmask.adapters.package import read_package
 from privmask.daemon.journal import FileIdentity, Job, JobState, Journal
 
 from conftest import write_clip
-from harness import PASSWORD, Daemon, eventually, run_cli
+from harness import Daemon, eventually, run_cli
 
 FACES = "version: 1\nrules:\n  - {name: faces, targets: {face: {}}}\n"
 YUNET = "face_detection_yunet_2023mar.onnx"
@@ -70,7 +69,7 @@ def test_a_clip_quarantined_for_a_missing_model_is_listed_then_retried_once_inst
         assert f"job {job} queued again" in retried.stdout
         daemon.wait_for("job_done", job=job)
         (package,) = daemon.packages()
-        assert read_package(package, PASSWORD.encode())[1]["input"]["sha256"] == sha256_of(clip)
+        assert daemon.read(package)[1]["input"]["sha256"] == sha256_of(clip)
         assert daemon.stop() == 0
     finally:
         if daemon.process is not None and daemon.process.poll() is None:

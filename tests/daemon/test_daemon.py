@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from privmask.adapters.models import sha256_of
-from privmask.adapters.package import read_package
 
 from conftest import write_clip
 from harness import PASSWORD, Daemon, eventually
@@ -34,9 +33,7 @@ def drop(clip: Path, inbox: Path, name: str, chunks: int = 1, pause: float = 0.0
 
 
 def input_hashes(daemon: Daemon) -> list[str]:
-    return sorted(
-        read_package(p, PASSWORD.encode())[1]["input"]["sha256"] for p in daemon.packages()
-    )
+    return sorted(daemon.read(p)[1]["input"]["sha256"] for p in daemon.packages())
 
 
 def test_a_clip_dropped_slowly_becomes_one_encrypted_package(
@@ -49,7 +46,7 @@ def test_a_clip_dropped_slowly_becomes_one_encrypted_package(
     # it waited for the copy to finish: one job, started after the last chunk
     assert len([e for e in daemon.events if e["event"] == "clip_queued"]) == 1
     (package,) = daemon.packages()
-    video, manifest = read_package(package, PASSWORD.encode())
+    video, manifest = daemon.read(package)
     assert manifest["input"]["sha256"] == sha256_of(source)
     assert manifest["rule"] == "built-in-default"
     assert len(manifest["rule_set_sha256"]) == 64
@@ -258,7 +255,7 @@ def test_rules_pick_destination_name_and_password_per_camera(
         service.stop()
     (package,) = (tmp_path / "police").glob("*.zip")
     assert package.name == "case_CAM-7_000001.zip"
-    _, manifest = read_package(package, b"another secret")
+    _, manifest = service.read(package, "another secret")
     assert manifest["rule"] == "cam7" and manifest["camera"] == "CAM-7"
     assert service.packages() == []
 

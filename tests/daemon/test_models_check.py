@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from privmask.adapters.package import read_package
-
 from conftest import write_clip
-from harness import PASSWORD, Daemon, run_cli
+from harness import Daemon, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_other_models")]
 
@@ -104,7 +102,7 @@ def test_a_reload_that_needs_a_missing_model_keeps_the_last_good_set(
         shutil.copy(write_clip(tmp_path / "clip.mp4", frames=10), daemon.inbox / "GATE_1.mp4")
         daemon.wait_for("job_done")
         (package,) = daemon.packages()
-        manifest = read_package(package, PASSWORD.encode())[1]
+        manifest = daemon.read(package)[1]
         assert manifest["rule"] == "faces" and manifest["rule_set_sha256"] == good
         assert daemon.stop() == 0
     finally:

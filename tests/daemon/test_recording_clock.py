@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from privmask.adapters.package import read_package
-
 from conftest import write_clip
-from harness import PASSWORD, Daemon
+from harness import Daemon
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +36,7 @@ def test_a_vendor_name_gives_recording_time_and_camera(tmp_path: Path, models_di
         service.stop()
     (package,) = service.packages()
     assert package.name == "ch01_20240315_093000.zip"
-    _, manifest = read_package(package, PASSWORD.encode())
+    _, manifest = service.read(package)
     assert manifest["rule"] == "ch01-mornings" and manifest["camera"] == "ch01"
     assert manifest["recorded"] == {
         "time": "2024-03-15T09:30:00+01:00",

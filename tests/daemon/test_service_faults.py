@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from privmask.adapters.models import sha256_of
-from privmask.adapters.package import read_package
 from privmask.daemon.service import SHUTDOWN_SECONDS
 
 from conftest import write_clip
-from harness import PASSWORD, Daemon, alive, eventually, run_cli, worker_pids
+from harness import Daemon, alive, eventually, run_cli, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +37,7 @@ def long_clip(tmp_path: Path) -> Path:
 
 
 def input_hashes(daemon: Daemon) -> list[str]:
-    return sorted(
-        read_package(p, PASSWORD.encode())[1]["input"]["sha256"] for p in daemon.packages()
-    )
+    return sorted(daemon.read(p)[1]["input"]["sha256"] for p in daemon.packages())
 
 
 def mode(path: Path) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_clip
+from conftest import Custodian, write_clip
 from harness import Daemon
 
 # The shell that owns the namespace: mount the outbox, run the daemon (its command line
@@ -47,10 +47,14 @@ pytestmark = [
 ]
 
 
-def start_in_namespace(daemon: Daemon, steps: Path, first_size: str) -> None:
+def start_in_namespace(
+    daemon: Daemon, steps: Path, first_size: str, mounted: Path | None = None
+) -> None:
+    """Run the daemon with a tmpfs of `first_size` on `mounted` (its outbox by default)."""
     steps.mkdir()
+    share = mounted or daemon.outbox
     wrapper = ["env", f"FIRST_SIZE={first_size}", "unshare", "--user", "--map-root-user",
-               "--mount", "sh", "-c", NAMESPACE, "sh", str(daemon.outbox), str(steps)]  # fmt: skip
+               "--mount", "sh", "-c", NAMESPACE, "sh", str(share), str(steps)]  # fmt: skip
     daemon.start(wrapper=wrapper)
 
 
@@ -93,3 +97,24 @@ def test_an_unmounted_share_gets_no_package_beneath_it(daemon: Daemon, tmp_path:
     assert done["attempt"] == 1
     assert daemon.stop() == 0
     assert list(daemon.outbox.iterdir()) == []  # the package went to the share, not beneath
+
+
+def test_a_full_escrow_store_is_waited_for_and_nothing_is_published_meanwhile(
+    tmp_path: Path, models_dir: Path, custodians: dict[str, Custodian]
+) -> None:
+    daemon = Daemon(tmp_path, models_dir, escrow={"recipients": [custodians["age"].recipient]})
+    steps = tmp_path / "steps"
+    start_in_namespace(daemon, steps, first_size="1m", mounted=daemon.escrow)
+    try:
+        shutil.copy(write_clip(tmp_path / "clip.mp4", frames=12), daemon.inbox / "clip.mp4")
+        daemon.wait_for("clip_queued")
+        waiting = daemon.wait_for("storage_waiting", count=2)
+        assert str(daemon.escrow) in waiting["reason"] and "MiB free" in waiting["reason"]
+        assert daemon.packages() == []  # no package without its escrow copy
+        step(steps, 1, f'mount -o remount,size=512m "{daemon.escrow}"')
+        assert daemon.wait_for("job_done")["attempt"] == 1
+        step(steps, 2, "true")
+    finally:
+        assert daemon.stop() == 0
+    (package,) = daemon.packages()
+    assert daemon.read(package)[1]["escrow"]["file"] == "000001.age"

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from privmask.adapters.models import sha256_of
-from privmask.adapters.package import read_package
 
 from conftest import write_clip
-from harness import PASSWORD, Daemon
+from harness import Daemon
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,7 @@ def test_links_in_the_inbox_are_logged_and_left(daemon: Daemon, tmp_path: Path) 
         assert event["kind"] == "symbolic link"
     assert daemon.stop() == 0
     (package,) = daemon.packages()
-    manifest = read_package(package, PASSWORD.encode())[1]
+    manifest = daemon.read(package)[1]
     assert manifest["input"]["sha256"] == sha256_of(daemon.inbox / "good.mp4")
     assert not [e for e in daemon.events if e["event"] in ("clip_rejected", "clip_queued")
                 and "x.mp4" in json.dumps(e)]  # fmt: skip

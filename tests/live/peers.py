@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,30 @@ def stamped_scene(
 
 
 def write_camera_clip(
-    path: Path, width: int, height: int, seconds: float, faces: Sequence[FaceSpec], fps: int = 25
+    path: Path,
+    width: int,
+    height: int,
+    seconds: float,
+    faces: Sequence[FaceSpec],
+    fps: int = 25,
+    gop: int | None = None,
 ) -> Scene:
+    """The stamped scene as H.264 (with B-frames, as x264 makes them by default); `gop`:
+    a keyframe every so many frames, as a camera sets it (None: x264's default, 250)."""
     scene, frames = stamped_scene(width, height, seconds, faces, fps)
-    write_frames(path, frames, fps=fps, size=(width, height), crf=20)
+    if gop is None:
+        write_frames(path, frames, fps=fps, size=(width, height), crf=20)
+        return scene
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = Fraction(1, fps)
+        video.options = {"crf": "20", "preset": "veryfast", "g": str(gop), "keyint_min": str(gop)}
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
     return scene
 
 
