@@ -87,6 +87,16 @@ class JournalDB:
         found = dict(rows)
         return {state.value: found.get(state.value, 0) for state in JobState}
 
+    def job_of_package(self, package: Path) -> Job | None:
+        """The job that published `package` (the path its worker recorded), if any."""
+        path = str(Path(package).absolute())
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE package = ? OR output = ? ORDER BY id",
+                (path, path),
+            ).fetchone()
+        return job_from_row(row) if row else None
+
     def jobs(self, state: JobState | None = None, limit: int = 100) -> list[Job]:
         """Jobs in id order, optionally only those in `state`."""
         query = f"SELECT {JOB_COLUMNS} FROM jobs"

@@ -15,19 +15,35 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from privmask.adapters.age import AgeError
+from privmask.adapters.minisign import SignatureError
 from privmask.adapters.models import ModelError
 from privmask.adapters.package import PackageError
 from privmask.adapters.video import VideoError
 from privmask.daemon import __version__
-from privmask.daemon.cli import cameras, demo, models, quarantine, redact, rules, run
+from privmask.daemon.cli import (
+    audit,
+    cameras,
+    demo,
+    keys,
+    models,
+    quarantine,
+    redact,
+    reveal,
+    rules,
+    run,
+    verify,
+)
 from privmask.daemon.config import ConfigError
+from privmask.daemon.custody.audit import AuditError
+from privmask.daemon.custody.reveal import RevealError
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
 from privmask.daemon.secrets import SecretError
 from privmask.rules.files import RuleFileError
 from privmask.rules.plan import PlanError
 from privmask.rules.ruleset import NoRuleApplies
 
-COMMANDS = (redact, demo, run, quarantine, cameras, models, rules)
+COMMANDS = (redact, demo, run, quarantine, cameras, models, rules, reveal, audit, keys, verify)
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # privmask's own hidden temporary names (adapters/files.temporary_name): an error names
 # the file the user asked for, not the temporary one it was being written under
@@ -69,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VideoError, ModelError, PlanError, NoRuleApplies) as exc:
         print(f"privmask: error: {exc}", file=sys.stderr)
     except (ConfigError, SecretError, PackageError) as exc:
+        print(f"privmask: error: {exc}", file=sys.stderr)
+    except (AgeError, AuditError, SignatureError, RevealError) as exc:
         print(f"privmask: error: {exc}", file=sys.stderr)
     except OSError as exc:
         print(f"privmask: error: {describe_os_error(exc)}", file=sys.stderr)
