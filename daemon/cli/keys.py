@@ -31,7 +31,7 @@ def run_show(args: argparse.Namespace) -> int:
     from privmask.daemon.custody.sitekey import site_public_key
 
     public = site_public_key(load_config(args.config, state=args.state))
-    print(public.to_text(), end="")
+    print(public.to_text(), end="", flush=True)  # before the hint, wherever both go
     print(
         "to check a package's manifest (unzipped with the package password, e.g. 7z x): "
         f"minisign -Vm manifest.json -P {public.base64}",
