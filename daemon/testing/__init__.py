@@ -7,10 +7,25 @@ every box is kept, so the tests, the benchmark and the demo can judge a redactio
 - `sprites`: the face sprite in assets/ and the person crops taken from the media folder.
 - `video`: the `Image` and `Box` types; H.264 clips written from and read back as frames.
 - `judge`: `masked_fraction`, `detail_lost` and `is_masked`, judges of masked output.
+- `referee`: the detectors run densely on real footage (`Referee`), and its stored boxes
+  (`Annotations`), for clips without ground truth.
+- `coverage`: `check_coverage`, whether a redaction masked every referee box, as runs.
 
 Everything public is re-exported here: `from privmask.daemon.testing import write_scene`.
 """
 
+from privmask.daemon.testing.coverage import (
+    COVERED,
+    Coverage,
+    FrameBox,
+    Judged,
+    Run,
+    check_coverage,
+    covered_fraction,
+    group_runs,
+    masked_pixels,
+    split_by_truth,
+)
 from privmask.daemon.testing.judge import (
     CHANGE_SIGMA,
     CHANGE_THRESHOLD,
@@ -18,6 +33,18 @@ from privmask.daemon.testing.judge import (
     detail_lost,
     is_masked,
     masked_fraction,
+)
+from privmask.daemon.testing.referee import (
+    REGENERATE,
+    SHARED_CLIPS,
+    SPECS,
+    Annotations,
+    FalsePositive,
+    Referee,
+    RefereeSpec,
+    StaleAnnotations,
+    annotate,
+    load_annotations,
 )
 from privmask.daemon.testing.scene import (
     CCTV_CRF,
@@ -89,4 +116,26 @@ __all__ = [
     "detail_lost",
     "is_masked",
     "masked_fraction",
+    # coverage
+    "COVERED",
+    "Coverage",
+    "FrameBox",
+    "Judged",
+    "Run",
+    "check_coverage",
+    "covered_fraction",
+    "group_runs",
+    "masked_pixels",
+    "split_by_truth",
+    # referee
+    "REGENERATE",
+    "SHARED_CLIPS",
+    "SPECS",
+    "Annotations",
+    "FalsePositive",
+    "Referee",
+    "RefereeSpec",
+    "StaleAnnotations",
+    "annotate",
+    "load_annotations",
 ]
