@@ -9,7 +9,7 @@ from typing import Any
 from privmask.adapters.detections import TargetClass
 from privmask.adapters.video import VideoInfo
 from privmask.daemon import __version__
-from privmask.daemon.pipeline.tracker import Track, TrackerSettings
+from privmask.daemon.pipeline.tracker import Dropped, Track, TrackerSettings, span
 from privmask.rules.plan import RedactionPlan
 
 
@@ -24,13 +24,18 @@ class Redaction:
     settings: dict[TargetClass, TrackerSettings]
     masked_area: float  # mean fraction of the frame area masked
     models: tuple[tuple[str, str], ...]  # (registry name, sha256)
+    dropped: tuple[Dropped, ...] = ()  # tracks judged false detections, not masked
+
+    def dropped_by_reason(self) -> dict[str, int]:
+        """How many tracks were not masked, by reason (see `tracker.Dropped`)."""
+        return dict(sorted(Counter(d.reason for d in self.dropped).items()))
 
 
 def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
     last_frame = redaction.frames - 1
     tracks = []
     for track in redaction.tracks:
-        settings = redaction.settings[track.target]
+        masked_from, masked_to = span(track, redaction.settings[track.target])
         tracks.append(
             {
                 "id": track.track_id,
@@ -38,9 +43,10 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
                 "first_frame": track.frames[0],
                 "last_frame": track.frames[-1],
                 "masked": plan.selection.masks(track.track_id),
-                "masked_from": max(0, track.frames[0] - track.lead(settings)),
-                "masked_to": min(last_frame, track.frames[-1] + track.tail(settings)),
+                "masked_from": masked_from,
+                "masked_to": min(last_frame, masked_to),
                 "sightings": len(track.frames),
+                "followed": len(track.trail),  # frames picture motion found it in, unsighted
                 "max_score": round(max(track.scores), 3),
                 # the detected boxes only; frames between them are interpolated
                 "boxes": [
@@ -71,12 +77,35 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
         },
         "models": [{"name": name, "sha256": digest} for name, digest in redaction.models],
         "tracks": tracks,
+        "dropped": [_dropped(d) for d in redaction.dropped],
         "totals": {
             "frames": redaction.frames,
             "tracks": len(tracks),
             "tracks_by_class": dict(sorted(counts.items())),
             "masked_area_mean": round(redaction.masked_area, 4),
+            "dropped_tracks": len(redaction.dropped),
+            "dropped_boxes": sum(d.sightings for d in redaction.dropped),
+            "dropped_by_reason": redaction.dropped_by_reason(),
         },
+    }
+
+
+# why a track was not masked, as the report words it for a reviewer
+DROP_REASONS = {
+    "still_low_score": "never scored high, never moved, and its picture never changed",
+}
+
+
+def _dropped(dropped: Dropped) -> dict[str, Any]:
+    return {
+        "class": dropped.target.label,
+        "reason": dropped.reason,
+        "why": DROP_REASONS.get(dropped.reason, dropped.reason),
+        "first_frame": dropped.first_frame,
+        "last_frame": dropped.last_frame,
+        "sightings": dropped.sightings,
+        "max_score": round(dropped.max_score, 3),
+        "box": [round(float(v), 1) for v in dropped.box],
     }
 
 

@@ -88,10 +88,19 @@ def _models(plan: RedactionPlan) -> list[tuple[str, TargetPlan]]:
     return chosen
 
 
+# Faces scoring below this that never move on a picture that never changes, for at least
+# STILL_SECONDS, are dropped as false detections (a face-like pattern on a wall): a live
+# face always changes. Plates and people are never dropped this way: a parked car's plate
+# is still, and so is a person sitting at a desk, much as a pattern is.
+DOUBTFUL_BELOW = {TargetClass.FACE: 0.6}
+STILL_SECONDS = 2.0
+
+
 def tracker_settings(
     plan: RedactionPlan, geometry: FrameGeometry, frame_rate: Fraction | float
 ) -> dict[TargetClass, TrackerSettings]:
-    """Per class of target: how long a track may go unseen, and how far masks reach."""
+    """Per class of target: how long a track may go unseen, how far masks reach, and
+    which doubtful tracks are dropped."""
     fps = float(frame_rate) or 25.0
     reach = plan.detect_every + round(plan.fill_seconds * fps)
     settings = {}
@@ -103,6 +112,8 @@ def tracker_settings(
             tail=reach,
             frame_size=(geometry.width, geometry.height),
             max_edge_frames=round(10 * fps),
+            drop_still_below=DOUBTFUL_BELOW.get(target_class, 0.0),
+            still_frames=round(STILL_SECONDS * fps),
         )
     return settings
 

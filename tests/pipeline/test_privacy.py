@@ -52,14 +52,10 @@ def background_changed(scene: Scene, frames: list[np.ndarray], out: list[np.ndar
     return changed / total
 
 
-@pytest.fixture(scope="module", params=["clean", "cctv"])
-def redacted(request, media_dir: Path, models_dir: Path, tmp_path_factory):  # type: ignore[no-untyped-def]
-    folder = tmp_path_factory.mktemp(request.param)
-    source, output, report = folder / "in.mp4", folder / "out.mp4", folder / "report.json"
-    scene = write_scene(
-        source, person_sprites=person_sprites_from_media(media_dir), cctv=request.param == "cctv"
-    )
-    argv = ["redact", source, output, "--detect", "face,person", "--report", report]
+def run_redact(source: Path, folder: Path, models_dir: Path, *options: str):  # type: ignore[no-untyped-def]
+    """Redact as a user does; the output's frames and the JSON report."""
+    output, report = folder / "out.mp4", folder / "report.json"
+    argv = ["redact", source, output, *options, "--report", report]
     done = subprocess.run(
         [sys.executable, "-m", "privmask.daemon.cli", *map(str, argv)],
         capture_output=True,
@@ -67,13 +63,26 @@ def redacted(request, media_dir: Path, models_dir: Path, tmp_path_factory):  # t
         env={**os.environ, "PRIVMASK_MODELS": str(models_dir)},
     )
     assert done.returncode == 0, done.stderr
-    return (
-        request.param,
-        scene,
-        list(read_frames(source)),
-        list(read_frames(output)),
-        json.loads(report.read_text()),
+    return list(read_frames(output)), json.loads(report.read_text())
+
+
+@pytest.fixture(scope="module", params=["clean", "cctv"])
+def scene(request, media_dir: Path, tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp(request.param)
+    source = folder / "in.mp4"
+    made = write_scene(
+        source, person_sprites=person_sprites_from_media(media_dir), cctv=request.param == "cctv"
     )
+    return request.param, made, source, list(read_frames(source))
+
+
+@pytest.fixture(scope="module")
+def redacted(scene, models_dir: Path, tmp_path_factory):  # type: ignore[no-untyped-def]
+    look, made, source, before = scene
+    after, report = run_redact(
+        source, tmp_path_factory.mktemp(f"{look}-out"), models_dir, "--detect", "face,person"
+    )
+    return look, made, before, after, report
 
 
 def test_every_face_of_20px_or_more_is_masked_in_every_frame(redacted) -> None:  # type: ignore[no-untyped-def]
@@ -105,6 +114,29 @@ def test_background_stays_mostly_untouched(redacted) -> None:  # type: ignore[no
     area = report["totals"]["masked_area_mean"]
     print(f"{look}: background changed {changed:.4f}; mean masked area {area}")
     assert changed < 0.05
+
+
+def test_faces_only_mask_at_most_2_percent_of_the_background(  # type: ignore[no-untyped-def]
+    scene, models_dir: Path, tmp_path: Path
+) -> None:
+    # a solid fill changes every pixel it covers, so what changed is what was masked
+    look, made, source, before = scene
+    after, report = run_redact(source, tmp_path, models_dir, "--detect", "face", "--style", "solid")
+    masked = background_changed(made, before, after)
+    leaks = [
+        (index, target_id)
+        for index, target_id, box in made.visible("face", min_size=20)
+        if not is_masked(before[index], after[index], box)
+    ]
+    totals = report["totals"]
+    print(
+        f"{look}, faces only: background masked {masked:.4f}; "
+        f"{totals['dropped_tracks']} tracks ({totals['dropped_boxes']} boxes) dropped: "
+        f"{totals['dropped_by_reason']}"
+    )
+    assert leaks == []
+    assert masked <= 0.02
+    assert len(report["dropped"]) == totals["dropped_tracks"]
 
 
 def test_report_lists_every_track(redacted) -> None:  # type: ignore[no-untyped-def]

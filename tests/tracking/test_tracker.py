@@ -1,11 +1,13 @@
-"""The offline tracker as pure functions: link sightings, then fill every frame."""
+"""The offline tracker: link sightings, follow them through real pictures, fill every frame."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from privmask.adapters.detections import Detections, TargetClass
-from privmask.daemon.pipeline.tracker import TrackerSettings, fill, link
+from privmask.daemon.pipeline.motion import Picture
+from privmask.daemon.pipeline.tracker import Linker, TrackerSettings, fill, link
 
 SETTINGS = dict.fromkeys(TargetClass, TrackerSettings(max_gap=10, lead=4, tail=4))
 
@@ -87,3 +89,190 @@ def test_a_target_far_away_is_not_linked_to_an_old_sighting() -> None:
     entering = sightings_of([12, 14, 16], target=TargetClass.PERSON, x0=-36, speed=3, size=80)
     tracks = link({**stray, **entering}, SETTINGS)
     assert [t.frames for t in tracks] == [[0], [12, 14, 16]]
+
+
+# --- the ends of a track: edges, robust velocity ---------------------------------------------
+
+EDGES = dict.fromkeys(
+    TargetClass, TrackerSettings(max_gap=10, lead=4, tail=4, frame_size=(640, 360))
+)
+
+
+def test_a_target_heading_out_at_an_edge_stays_masked_until_wholly_outside() -> None:
+    # a person walking right at 10 px a frame; the detector loses it 60 px before the edge
+    # (the intel one-by-one clip, frames 189-199: legs showed at the right edge)
+    person = sightings_of([0, 3, 6, 9], TargetClass.PERSON, x0=410, speed=10, size=80)
+    masks = fill(link(person, EDGES), EDGES)
+    gone = next(f for f in range(9, 200) if box_at(f, x0=410, speed=10, size=80)[0] >= 640)
+    for frame in range(9, gone):
+        assert frame in masks, frame
+        assert covers(masks[frame].xyxy[0], clip(box_at(frame, x0=410, speed=10, size=80))), frame
+
+
+def test_a_target_entering_just_inside_an_edge_is_masked_from_its_first_pixel() -> None:
+    # first seen 8 px above the bottom edge, walking up 9 px a frame (intel one-by-one clip,
+    # frames 921-932: head and back showed before the first sighting)
+    def box(frame: int) -> list[float]:
+        y = 352 - 9 * (frame - 60) - 300
+        return [300, y, 400, y + 300]
+
+    found = {f: Detections.create([box(f)], [0.9], TargetClass.PERSON) for f in (60, 63, 66, 69)}
+    masks = fill(link(found, EDGES), EDGES)
+    entered = next(f for f in range(60, 0, -1) if box(f)[1] >= 360)
+    for frame in range(entered + 1, 60):
+        assert frame in masks, frame
+        assert covers(masks[frame].xyxy[0], clip(box(frame))), frame
+
+
+def test_the_tail_follows_the_motion_through_jittery_boxes() -> None:
+    # a face moving right 4 px a frame, its boxes jittering 6 px; the last two sightings
+    # happen to jitter backwards, which must not turn the extrapolated mask around
+    jitter = {0: 0, 3: 6, 6: -3, 9: 4, 12: 6, 15: -6}
+    found = {
+        f: Detections.create([box_at(f, x0=100 + j, speed=4, size=40)], [0.9], TargetClass.FACE)
+        for f, j in jitter.items()
+    }
+    settings = dict.fromkeys(TargetClass, TrackerSettings(max_gap=10, lead=8, tail=8))
+    masks = fill(link(found, settings), settings)
+    for frame in range(16, 24):
+        assert covers(masks[frame].xyxy[0], box_at(frame, speed=4, size=40)), frame
+
+
+def clip(box: list[float], width: int = 640, height: int = 360) -> list[float]:
+    """The part of a box inside the picture: what must be masked."""
+    return [max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3])]
+
+
+# --- picture motion: where a target went while the detector did not see it -------------------
+
+PICTURE = (320, 240)  # width, height of the pictures below
+MOVING = dict.fromkeys(TargetClass, TrackerSettings(max_gap=15, lead=4, tail=4, frame_size=PICTURE))
+
+
+def texture(height: int, width: int, seed: int) -> np.ndarray:
+    """Smooth random texture, like a real scene at detector scale."""
+    noise = np.random.default_rng(seed).normal(0, 1, (height, width)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 1.5)
+    return np.clip(128 + 60 * smooth / smooth.std(), 0, 255).astype(np.uint8)
+
+
+def pictures_of(boxes: dict[int, list[float]], background_seed: int = 1) -> dict[int, Picture]:
+    """Grey pictures of a textured target at `boxes`, over a still textured background."""
+    background = texture(PICTURE[1], PICTURE[0], background_seed)
+    sprite = texture(24, 24, 2)
+    pictures = {}
+    for frame, (x1, y1, _, _) in boxes.items():
+        image = background.copy()
+        x, y = round(x1), round(y1)
+        image[y : y + 24, x : x + 24] = sprite
+        pictures[frame] = Picture(image, 1.0, 1.0)
+    return pictures
+
+
+def run_linker(
+    found: dict[int, Detections], pictures: dict[int, Picture], settings=MOVING
+) -> Linker:  # type: ignore[no-untyped-def]
+    linker = Linker(settings)
+    for frame in sorted(pictures):
+        linker.add(frame, found.get(frame, Detections.empty()), pictures[frame])
+    return linker
+
+
+def diagonal(frame: int) -> list[float]:
+    x, y = 40 + 4 * frame, 30 + 2 * frame
+    return [x, y, x + 24, y + 24]
+
+
+def test_a_track_seen_once_follows_the_picture_motion_both_ways() -> None:
+    # the detector ran on every third frame and saw the target once, at frame 30 (the silver
+    # car's plate in intel_car-detection.mp4, frame 195); it kept moving 4.5 px a frame
+    frames = list(range(0, 61, 3))
+    pictures = pictures_of({f: diagonal(f) for f in frames})
+    found = {30: Detections.create([diagonal(30)], [0.5], TargetClass.PLATE)}
+    tracks = run_linker(found, pictures).tracks()
+    assert len(tracks) == 1
+    masks = fill(tracks, MOVING)
+    for frame in range(17, 44):
+        assert frame in masks, frame
+        assert covers(masks[frame].xyxy[0], diagonal(frame)), frame
+
+
+def test_a_followed_target_is_linked_again_when_the_detector_finds_it() -> None:
+    # seen at 0 and 3, missed for 9 frames while it kept moving, found again at 15
+    frames = list(range(0, 22, 3))
+    pictures = pictures_of({f: diagonal(f) for f in frames})
+    found = {
+        f: Detections.create([diagonal(f)], [0.8], TargetClass.FACE) for f in (0, 3, 15, 18, 21)
+    }
+    tracks = run_linker(found, pictures).tracks()
+    assert [t.frames for t in tracks] == [[0, 3, 15, 18, 21]]
+
+
+def test_without_texture_nothing_is_followed() -> None:
+    # a flat picture gives no motion to follow: the mask keeps the plain lead and tail
+    flat = {f: Picture(np.full((240, 320), 90, np.uint8), 1.0, 1.0) for f in range(0, 61, 3)}
+    found = {30: Detections.create([diagonal(30)], [0.5], TargetClass.PLATE)}
+    masks = fill(run_linker(found, flat).tracks(), MOVING)
+    assert min(masks) == 26 and max(masks) == 34
+
+
+# --- doubtful boxes that never move on a still picture ----------------------------------------
+
+DOUBT = dict.fromkeys(
+    TargetClass,
+    TrackerSettings(
+        max_gap=10, lead=4, tail=4, frame_size=PICTURE, drop_still_below=0.6, still_frames=25
+    ),
+)
+STILL_BOX = [150.0, 100.0, 174.0, 124.0]
+
+
+def still_scene(scores: dict[int, float], box=STILL_BOX, changing: bool = False):  # type: ignore[no-untyped-def]
+    frames = sorted(scores)
+    pictures = (
+        pictures_of({f: box for f in frames}, background_seed=1)
+        if not changing
+        else {f: Picture(texture(240, 320, 100 + f), 1.0, 1.0) for f in frames}
+    )
+    found = {f: Detections.create([box], [s], TargetClass.FACE) for f, s in scores.items()}
+    return run_linker(found, pictures, DOUBT)
+
+
+def test_a_doubtful_face_that_never_moves_on_a_still_picture_is_dropped_and_counted() -> None:
+    # a false face (score 0.42) held for 115 frames on a static background
+    linker = still_scene(dict.fromkeys(range(0, 115, 3), 0.42))
+    assert linker.tracks() == []
+    assert [(d.target, d.reason, d.sightings) for d in linker.dropped()] == [
+        (TargetClass.FACE, "still_low_score", 39)
+    ]
+
+
+def test_a_doubtful_face_that_scored_high_once_stays() -> None:
+    scores = dict.fromkeys(range(0, 115, 3), 0.42)
+    scores[60] = 0.75
+    linker = still_scene(scores)
+    assert len(linker.tracks()) == 1 and linker.dropped() == []
+
+
+def test_a_doubtful_face_that_moves_stays() -> None:
+    frames = range(0, 115, 3)
+    pictures = pictures_of({f: diagonal(f // 3) for f in frames})
+    found = {f: Detections.create([diagonal(f // 3)], [0.42], TargetClass.FACE) for f in frames}
+    linker = run_linker(found, pictures, DOUBT)
+    assert len(linker.tracks()) == 1 and linker.dropped() == []
+
+
+def test_a_still_doubtful_face_on_a_changing_picture_stays() -> None:
+    linker = still_scene(dict.fromkeys(range(0, 115, 3), 0.42), changing=True)
+    assert len(linker.tracks()) == 1 and linker.dropped() == []
+
+
+def test_a_short_still_doubtful_face_stays() -> None:
+    # too short to judge: fail closed
+    linker = still_scene(dict.fromkeys(range(0, 15, 3), 0.42))
+    assert len(linker.tracks()) == 1 and linker.dropped() == []
+
+
+def test_without_pictures_nothing_is_dropped() -> None:
+    found = {f: Detections.create([STILL_BOX], [0.42], TargetClass.FACE) for f in range(0, 115, 3)}
+    assert len(link(found, DOUBT)) == 1
