@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import errno
 import math
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import av
 import av.error
 
 from privmask.adapters.video import (
     EncoderSettings,
+    ReadAhead,
     VideoError,
     VideoInfo,
     checked_decode,
@@ -25,6 +28,9 @@ from privmask.adapters.video import (
     open_clip,
     probe,
 )
+
+KEYFRAME_SECONDS = 4.0
+QUEUED_FRAMES = 6  # frames decoded ahead, and frames waiting for the encoder
 
 # errors of the disk the output is written to: a full, read-only or failing disk says
 # nothing about the clip, so they get their own code (a waiting condition, not a bad clip)
@@ -42,6 +48,10 @@ class Transcoder:
     container cannot hold the source codec. Every FFmpeg failure becomes a VideoError.
     The output has the probed picture size; a frame of another size (a clip whose size
     changes part way) is fitted into it, unstretched (`video.fit`).
+
+    Decoding runs in a thread of its own, a few frames ahead, and encoding in another, so
+    that the caller's work on a frame overlaps both (FFmpeg runs without the GIL). The
+    audio goes through the encoding thread, in the order it was read.
     """
 
     def __init__(
@@ -74,6 +84,9 @@ class Transcoder:
         self.media_end = 0.0  # where the last frame or audio packet read so far ends, seconds
         self._first_pts: int | None = None
         self._last_pts: int | None = None
+        self._audio_by_stream = {a.source.index: a for a in self._audio}
+        self._reader: ReadAhead[tuple[str, object]] | None = None
+        self._writer = _Writer(self)
 
     @contextmanager
     def _encoding(self, what: str) -> Iterator[None]:
@@ -94,6 +107,11 @@ class Transcoder:
         stream.pix_fmt = "yuv420p"
         time_base = self._video_in.time_base or Fraction(1, 90000)
         stream.time_base = stream.codec_context.time_base = time_base
+        # a keyframe at least every few seconds: players seek, and `verify_output` decodes
+        # the last stretch from its keyframe, not the whole clip (+10 % size at crf 20)
+        stream.codec_context.gop_size = max(
+            1, round(KEYFRAME_SECONDS * float(self.info.frame_rate or 25))
+        )
         options: dict[str, object] = {"crf": str(settings.crf), "preset": settings.preset}
         if settings.codec == "libx265":
             options["x265-params"] = "log-level=error"
@@ -106,23 +124,44 @@ class Transcoder:
         return stream
 
     def frames(self) -> Iterator[av.VideoFrame]:
-        streams = (self._video_in, *[a.source for a in self._audio])
-        by_stream = {a.source.index: a for a in self._audio}
+        """Each decoded frame, decoded by a thread of its own a few frames ahead; the
+        audio read meanwhile is handed to the writer in order."""
+        self._reader = ReadAhead(self._demuxed(), depth=QUEUED_FRAMES, name="transcode-read")
+        for kind, item in self._reader:
+            if kind == "audio":
+                self._writer.put(kind, item)
+            else:
+                yield item
 
-        def audio(packet: av.Packet) -> None:
+    def _demuxed(self) -> Iterator[tuple[str, object]]:
+        streams = (self._video_in, *[a.source for a in self._audio])
+        audio: list[av.Packet] = []
+        frame_time = float(1 / self.info.frame_rate) if self.info.frame_rate else 0.0
+        for frame in checked_decode(self._input, streams, self.source, audio.append):
+            yield from self._audio_read(audio)
+            if frame.time is not None:
+                self.media_end = max(self.media_end, frame.time + frame_time)
+            yield "video", frame
+        yield from self._audio_read(audio)
+
+    def _audio_read(self, packets: list[av.Packet]) -> Iterator[tuple[str, object]]:
+        for packet in packets:
             if packet.pts is not None and packet.time_base:
                 end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 self.media_end = max(self.media_end, end)
-            with self._encoding(f"{self.source.name}: audio could not be passed on"):
-                by_stream[packet.stream.index].push(packet)
-
-        frame_time = float(1 / self.info.frame_rate) if self.info.frame_rate else 0.0
-        for frame in checked_decode(self._input, streams, self.source, audio):
-            if frame.time is not None:
-                self.media_end = max(self.media_end, frame.time + frame_time)
-            yield frame
+            yield "audio", packet
+        packets.clear()
 
     def write(self, frame: av.VideoFrame) -> None:
+        """Hand a frame to the encoder, which runs in a thread of its own; an encoding
+        failure is raised here, or by `finish()`."""
+        self._writer.put("video", frame)
+
+    def _write_audio(self, packet: av.Packet) -> None:
+        with self._encoding(f"{self.source.name}: audio could not be passed on"):
+            self._audio_by_stream[packet.stream.index].push(packet)
+
+    def _write_video(self, frame: av.VideoFrame) -> None:
         if (frame.width, frame.height) != (self.info.width, self.info.height):
             # the encoder would stretch it to its own size without a word
             frame = fit(frame, self.info.width, self.info.height)
@@ -156,6 +195,8 @@ class Transcoder:
         return float(span * self.info.time_base)
 
     def finish(self) -> None:
+        self._writer.finish()
+        self._stop_reader()
         with self._encoding(f"{self.source.name}: encoding failed"):
             for packet in self._video_out.encode(None):
                 self._output.mux(packet)
@@ -165,9 +206,67 @@ class Transcoder:
 
     def close(self) -> None:
         """Close both files, whatever state they are in; the output is then abandoned."""
+        self._writer.abandon()
+        self._stop_reader()
         # the output is being thrown away: its trailer failing does not matter
         with suppress(av.error.FFmpegError, OSError, ValueError):
             self._stack.close()
+
+    def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+class _Writer:
+    """The encoding thread: frames and audio packets, written in the order given. It
+    starts with the first of them, so a transcoder given up before that leaves none."""
+
+    def __init__(self, transcoder: Transcoder) -> None:
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "video": transcoder._write_video,
+            "audio": transcoder._write_audio,
+        }
+        self._queue: queue.Queue[tuple[str, object] | None] = queue.Queue(maxsize=QUEUED_FRAMES)
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._failure is None:  # after a failure, only drain: the caller stops
+                try:
+                    self._handlers[item[0]](item[1])
+                except BaseException as exc:
+                    self._failure = exc
+
+    def put(self, kind: str, item: object) -> None:
+        self._raise()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="transcode-write", daemon=True)
+            self._thread.start()
+        self._queue.put((kind, item))
+
+    def finish(self) -> None:
+        """Wait for everything given to be written; raise what failed."""
+        self._stop()
+        self._raise()
+
+    def abandon(self) -> None:
+        self._failure = self._failure or _Abandoned()
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _raise(self) -> None:
+        if self._failure is not None and not isinstance(self._failure, _Abandoned):
+            raise self._failure
+
+
+class _Abandoned(Exception):
+    """The output was given up: the writer only drains what is left."""
 
 
 class _AudioPass:
@@ -225,6 +324,7 @@ def _count_and_check_tail(path: Path) -> tuple[int, float]:
         if last_key is None or first is None or end is None:
             raise VideoError(f"{path}: output holds no keyframe", "output_undecodable")
         container.seek(last_key, stream=stream, backward=True, any_frame=False)
+        stream.thread_type = "AUTO"
         tail = sum(1 for _ in checked_decode(container, (stream,), path, lambda p: None))
         if tail == 0:
             raise VideoError(f"{path}: the end of the output does not decode", "output_undecodable")

@@ -7,11 +7,14 @@ Encoding, copying audio and verifying the output are in `transcode`.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Generic, Literal, TypeVar, get_args
 
 import av
 import av.error
@@ -222,15 +225,16 @@ def _duration(container, stream) -> float:  # type: ignore[no-untyped-def]
     return 0.0
 
 
-def decode_frames(path: Path) -> Iterator[av.VideoFrame]:
-    """Every video frame of a clip as writable yuv420p, in presentation order."""
+def decode_frames(path: Path, writable: bool = True) -> Iterator[av.VideoFrame]:
+    """Every video frame of a clip as yuv420p, in presentation order; `writable`: frames
+    the caller may change in place (a copy where the decoder still refers to one)."""
     with open_clip(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        yield from checked_decode(container, (stream,), path, lambda packet: None)
+        yield from checked_decode(container, (stream,), path, lambda packet: None, writable)
 
 
-def checked_decode(container, streams, path: Path, on_other_packet):  # type: ignore[no-untyped-def]
+def checked_decode(container, streams, path: Path, on_other_packet, writable=True):  # type: ignore[no-untyped-def]
     """Demux `container`; decode video packets, hand others to `on_other_packet`."""
     video = streams[0]
     try:
@@ -240,14 +244,78 @@ def checked_decode(container, streams, path: Path, on_other_packet):  # type: ig
                     on_other_packet(packet)
                 continue
             for frame in packet.decode():
-                yield as_yuv420p(frame)
+                yield as_yuv420p(frame, writable)
     except av.error.FFmpegError as exc:
         raise VideoError(f"{path}: decoding failed ({ffmpeg_reason(exc)})", "undecodable") from None
 
 
-def as_yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
+T = TypeVar("T")
+_DONE = object()
+
+
+class ReadAhead(Generic[T]):
+    """The items of an iterator, made by a thread of their own up to `depth` ahead of the
+    consumer: FFmpeg decodes (without the GIL) while the frames before are worked on.
+
+    Iterate it once; an exception of the iterator is raised to the consumer where its item
+    would have come. `close()` stops the thread and closes the iterator (its files) there.
+    """
+
+    def __init__(self, items: Iterator[T], depth: int = 4, name: str = "read-ahead") -> None:
+        self._items = items
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the consumer, who raises it
+            self._put(_Failure(exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item  # type: ignore[misc]
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with suppress(queue.Empty):
+                self._queue.get(timeout=0.1)  # unblock a waiting producer
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    exc: BaseException
+
+
+def as_yuv420p(frame: av.VideoFrame, writable: bool = True) -> av.VideoFrame:
     if frame.format.name == "yuv420p":
-        frame.make_writable()
+        if writable:
+            frame.make_writable()
         return frame
     converted = frame.reformat(format="yuv420p")
     converted.pts, converted.time_base = frame.pts, frame.time_base
@@ -267,6 +335,24 @@ def to_bgr(frame: av.VideoFrame, width: int, height: int) -> npt.NDArray[np.uint
     """A BGR copy of `frame` scaled to width x height (one swscale call)."""
     image = frame.reformat(width=width, height=height, format="bgr24").to_ndarray()
     return np.asarray(image, dtype=np.uint8)
+
+
+def crop_bgr(frame: av.VideoFrame, rect: tuple[int, int, int, int]) -> npt.NDArray[np.uint8]:
+    """A BGR copy of the rectangle x1, y1, x2, y2 (even corners) of a yuv420p frame: only
+    that part of the picture is converted."""
+    import cv2  # only the detection pipeline crops; probing and transcoding need no OpenCV
+
+    x1, y1, x2, y2 = rect
+    if x1 % 2 or y1 % 2 or x2 % 2 or y2 % 2 or not (0 <= x1 < x2 and 0 <= y1 < y2):
+        raise ValueError(f"crop {rect} needs even corners, left and top before right and bottom")
+    luma, u, v = planes(frame)
+    width, height = x2 - x1, y2 - y1
+    i420 = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    i420[:height] = luma[y1:y2, x1:x2]
+    chroma = i420[height:].reshape(2, height // 2, width // 2)
+    chroma[0] = u[y1 // 2 : y2 // 2, x1 // 2 : x2 // 2]
+    chroma[1] = v[y1 // 2 : y2 // 2, x1 // 2 : x2 // 2]
+    return np.asarray(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420), dtype=np.uint8)
 
 
 def fit(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:

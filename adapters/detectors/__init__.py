@@ -22,10 +22,14 @@ def builder_of(spec: models.ModelSpec) -> Callable[..., Detector]:
     return builder
 
 
-def build_detector(model_name: str, model_path: Path, min_score: float | None = None) -> Detector:
+def build_detector(
+    model_name: str, model_path: Path, min_score: float | None = None, threads: int = 0
+) -> Detector:
     """The detector for registry model `model_name`, loaded from `model_path`.
 
-    `min_score=None` keeps the detector's own measured default.
+    `min_score=None` keeps the detector's own measured default. `threads`: the inference
+    threads of one call (0: the runtime picks, one per core); 1 where the caller runs
+    several detectors side by side and keeps the cores busy itself.
     """
     try:
         spec = models.REGISTRY[model_name]
@@ -35,4 +39,6 @@ def build_detector(model_name: str, model_path: Path, min_score: float | None = 
     kwargs: dict[str, Any] = dict(spec.options)
     if min_score is not None:
         kwargs["min_score"] = min_score
+    if threads:
+        kwargs["threads"] = threads
     return builder_of(spec)(model_path, **kwargs)

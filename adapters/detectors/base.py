@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,18 @@ class Detector(Protocol):
     classes: frozenset[TargetClass]
 
     def detect(self, frame: Frame) -> Detections: ...
+
+
+@runtime_checkable
+class ScalableDetector(Detector, Protocol):
+    """A detector that can be told the scale to look at a frame at (face detectors): a
+    caller that looks at small parts of a picture closely, and at the whole picture from
+    afar, chooses the scale of each itself."""
+
+    def detect_at(self, frame: Frame, scale: float) -> Detections:
+        """Boxes in `frame` (its pixels), found in it resized by exactly `scale`. Unlike
+        `detect`, safe to call from several threads at once."""
+        ...
 
 
 def has_pixels(frame: Frame) -> bool:
@@ -51,14 +64,33 @@ def letterbox(frame: Frame, size: int, pad_value: int) -> tuple[Frame, float]:
     return square, 1.0 / scale
 
 
+def any_input_size(path: Path) -> tuple[bytes, tuple[int, ...]]:
+    """A fully convolutional model with its input height and width (and the lengths of its
+    outputs, which follow them) left open, and the input shape the file declares. The file
+    on disk, and its pinned hash, stay as they are: this is done in memory at load."""
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    declared = tuple(d.dim_value for d in dims)
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    del model.graph.value_info[:]
+    return model.SerializeToString(), declared
+
+
 def onnx_session(model: str | bytes, threads: int = 0):  # type: ignore[no-untyped-def]
-    """An onnxruntime CPU session from a path or model bytes; `threads=0`: onnxruntime picks."""
+    """An onnxruntime CPU session from a path or model bytes; `threads=0`: onnxruntime picks
+    (one per core). Inputs of many sizes (close looks at parts of a picture) are why the
+    memory pattern, which onnxruntime plans per input shape, is off."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.enable_mem_pattern = False
     # idle workers sleep instead of spinning, leaving the cores to the video decoder and
     # encoder that run between inferences
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -9,6 +9,7 @@ in-memory relaxation YuNet uses would also work, if CenterFace ever needs the sp
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -46,7 +47,14 @@ class CenterFaceDetector:
     name = "centerface"
     classes = frozenset({TargetClass.FACE})
 
-    def __init__(self, model_path: Path | str, min_score: float = 0.3, max_side: int = 1280):
+    def __init__(
+        self,
+        model_path: Path | str,
+        min_score: float = 0.3,
+        max_side: int = 1280,
+        threads: int = 0,
+    ) -> None:
+        """`threads` is taken for the common signature: OpenCV's dnn threads are global."""
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be in 0..1, got {min_score}")
         if max_side < _MULTIPLE:
@@ -54,6 +62,7 @@ class CenterFaceDetector:
         self.min_score = min_score
         self.max_side = max_side
         self._net = cv2.dnn.readNetFromONNX(str(model_path))
+        self._lock = threading.Lock()  # one OpenCV net: one input and forward at a time
 
     def _input_size(self, width: int, height: int) -> tuple[int, int]:
         scale = min(1.0, self.max_side / max(width, height))
@@ -66,11 +75,25 @@ class CenterFaceDetector:
         if not has_pixels(frame):
             return Detections.empty()
         height, width = frame.shape[:2]
-        in_w, in_h = self._input_size(width, height)
+        return self._detect(frame, *self._input_size(width, height))
+
+    def detect_at(self, frame: Frame, scale: float) -> Detections:
+        """Faces in `frame` resized by `scale` (to sides that are multiples of 32)."""
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        if not has_pixels(frame):
+            return Detections.empty()
+        height, width = frame.shape[:2]
+        in_w = _round_up(round(width * scale), _MULTIPLE)
+        return self._detect(frame, in_w, _round_up(round(height * scale), _MULTIPLE))
+
+    def _detect(self, frame: Frame, in_w: int, in_h: int) -> Detections:
+        height, width = frame.shape[:2]
         # BGR, 0..255, no mean or scaling: what the model was trained on.
         blob = cv2.dnn.blobFromImage(frame, 1.0, (in_w, in_h), (0, 0, 0), False, False)
-        self._net.setInput(blob)
-        heatmap, log_size, offset, _ = self._net.forward(_OUTPUTS)
+        with self._lock:
+            self._net.setInput(blob)
+            heatmap, log_size, offset, _ = self._net.forward(_OUTPUTS)
         found = _decode(heatmap[0, 0], log_size[0], offset[0], self.min_score)
         return found.scaled(width / in_w, height / in_h).clipped(width, height)
 

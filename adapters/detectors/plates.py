@@ -32,11 +32,11 @@ class PlateDetector:
     name = "hyperlpr-plate"
     classes = frozenset({TargetClass.PLATE})
 
-    def __init__(self, model_path: Path | str, min_score: float = 0.4) -> None:
+    def __init__(self, model_path: Path | str, min_score: float = 0.4, threads: int = 0) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be in 0..1, got {min_score}")
         self.min_score = min_score
-        self._session = onnx_session(str(model_path))
+        self._session = onnx_session(str(model_path), threads)
         self._input_name = self._session.get_inputs()[0].name
 
     def detect(self, frame: Frame) -> Detections:

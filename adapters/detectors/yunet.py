@@ -15,23 +15,10 @@ import cv2
 import numpy as np
 
 from privmask.adapters.detections import Detections, TargetClass, nms
-from privmask.adapters.detectors.base import Frame, has_pixels, onnx_session
+from privmask.adapters.detectors.base import Frame, any_input_size, has_pixels, onnx_session
 
 _NMS_IOU = 0.3  # OpenCV's default; lower would merge neighbouring faces in a crowd
 _STRIDES = (8, 16, 32)
-
-
-def _dynamic_model(path: Path) -> bytes:
-    """The model with its input height and width, and its output lengths, left open."""
-    import onnx
-
-    model = onnx.load(str(path))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for output in model.graph.output:
-        output.type.tensor_type.ClearField("shape")
-    del model.graph.value_info[:]
-    return model.SerializeToString()
 
 
 class YuNetFaceDetector:
@@ -48,6 +35,8 @@ class YuNetFaceDetector:
         grow with the enlarged area (45 ms instead of 15 ms at 720p), and the small faces that
         need it are far away and move few pixels a frame, so the tracker bridges the calls
         between; the faces near the camera, which move fast, are found on every call.
+        `max_side`, `upscale` and `upscale_every` apply to `detect` (live masking); offline
+        redaction chooses the scale of each part of a picture itself (`detect_at`).
     """
 
     name = "yunet"
@@ -60,6 +49,7 @@ class YuNetFaceDetector:
         max_side: int = 1280,
         upscale: float = 1.5,
         upscale_every: int = 2,
+        threads: int = 0,
     ) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must be in 0..1, got {min_score}")
@@ -74,7 +64,7 @@ class YuNetFaceDetector:
         self.upscale = upscale
         self.upscale_every = upscale_every
         self._calls = 0
-        self._session = onnx_session(_dynamic_model(Path(model_path)))
+        self._session = onnx_session(any_input_size(Path(model_path))[0], threads)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [
             f"{kind}_{stride}" for stride in _STRIDES for kind in ("cls", "obj", "bbox")
@@ -90,7 +80,20 @@ class YuNetFaceDetector:
         height, width = frame.shape[:2]
         upscale = self.upscale if self._calls % self.upscale_every == 0 else 1.0
         self._calls += 1
-        det_w, det_h = self._detection_size(width, height, upscale)
+        return self._detect(frame, *self._detection_size(width, height, upscale))
+
+    def detect_at(self, frame: Frame, scale: float) -> Detections:
+        """Faces in `frame` enlarged (or shrunk) by exactly `scale`, whatever its size:
+        for a caller that chooses the scale of each part of a picture itself."""
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        if not has_pixels(frame):
+            return Detections.empty()
+        height, width = frame.shape[:2]
+        return self._detect(frame, max(1, round(width * scale)), max(1, round(height * scale)))
+
+    def _detect(self, frame: Frame, det_w: int, det_h: int) -> Detections:
+        height, width = frame.shape[:2]
         image = frame
         if (det_w, det_h) != (width, height):
             shrinking = det_w < width

@@ -2,10 +2,14 @@
 
 Detection needs the whole clip before anything is masked (see `tracker`), so a clip with
 dynamic targets is read twice: pass one decodes and detects on every n-th frame, keeping
-only boxes; pass two decodes again, masks and encodes. No frames are held in memory, so
-memory stays flat whatever the clip's length. A clip with only static regions is read once
-and runs no detector. A clip whose picture size changes part way is detected on and masked
-at each part's own size (see `parts`).
+only boxes; pass two decodes again, masks and encodes. No frames are held in memory (a few
+wait in queues), so memory stays flat whatever the clip's length. A clip with only static
+regions is read once and runs no detector. A clip whose picture size changes part way is
+detected on and masked at each part's own size (see `parts`).
+
+Both passes keep the two cores busy: in pass one a thread decodes ahead while the models
+run side by side (`detection`: the whole picture halved, close looks only where small faces
+can be); in pass two a thread decodes ahead and another encodes while frames are masked.
 """
 
 from __future__ import annotations
@@ -13,21 +17,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import av
 
 from privmask.adapters import files, models
-from privmask.adapters.detections import Detections, TargetClass
+from privmask.adapters.detections import TargetClass
 from privmask.adapters.transcode import Transcoder, verify_output
-from privmask.adapters.video import EncoderSettings, VideoError, VideoInfo, decode_frames, probe
+from privmask.adapters.video import (
+    EncoderSettings,
+    ReadAhead,
+    VideoError,
+    VideoInfo,
+    decode_frames,
+    probe,
+)
+from privmask.daemon.pipeline.detection import FrameDetector, NamedDetector, load_detectors
 from privmask.daemon.pipeline.geometry import FrameGeometry
+from privmask.daemon.pipeline.motion import Picture
 from privmask.daemon.pipeline.parts import PartMasker, PartSizes, detect_part
 from privmask.daemon.pipeline.report import Redaction, build_report
-from privmask.daemon.pipeline.setup import NamedDetector, load_detectors, tracker_settings
-from privmask.daemon.pipeline.tracker import Track, TrackerSettings, fill, link
+from privmask.daemon.pipeline.setup import tracker_settings
+from privmask.daemon.pipeline.tracker import Linker, Track, TrackerSettings, fill
 from privmask.rules.plan import RedactionPlan
 
 # (pass name, frames done, frames expected); the CLI draws a progress bar from it
@@ -53,13 +66,13 @@ def redact(
     """
     info = probe(source)
     detectors = load_detectors(plan, models_dir)
-    sightings: dict[int, Detections] = {}
+    settings = tracker_settings(plan, FrameGeometry.of(info), info.frame_rate)
+    linker = Linker(settings)
     sizes: PartSizes | None = None  # the picture sizes detection saw, when it ran
     if detectors:
         sizes = PartSizes(source)
-        sightings = detect(source, info, detectors, plan.detect_every, sizes, progress)
-    settings = tracker_settings(plan, FrameGeometry.of(info), info.frame_rate)
-    tracks = link(sightings, settings)
+        detect(source, info, detectors, plan.detect_every, sizes, linker, progress)
+    tracks = linker.tracks()
     with ExitStack() as stack:
         staging = stack.enter_context(files.staging(target))
         report_staging = stack.enter_context(files.staging(report)) if report else None
@@ -75,6 +88,7 @@ def redact(
             settings=settings,
             masked_area=masked,
             models=tuple((name, models.spec_for(name).sha256) for name, _ in detectors),
+            dropped=tuple(linker.dropped()),
         )
         if report and report_staging:
             report_staging.write_text(json.dumps(build_report(result, plan), indent=2) + "\n")
@@ -94,29 +108,43 @@ def detect(
     detectors: list[NamedDetector],
     every: int,
     sizes: PartSizes,
+    linker: Linker,
     progress: Progress | None = None,
-) -> dict[int, Detections]:
-    """Pass one: detections by frame index, in the clip's geometry, on every `every`-th
-    frame, the first and last frame of each part of another picture size, and the last one.
-    `sizes` records the size of every frame, for pass two to check."""
+) -> None:
+    """Pass one: detect on every `every`-th frame, the first and last frame of each part of
+    another picture size, and the last one, and hand each detection frame's boxes (in the
+    clip's geometry) and picture to `linker`, in order. `sizes` records the size of every
+    frame, for pass two to check.
+
+    A thread decodes ahead while the frames before are detected on."""
     geometry = FrameGeometry.of(info)
-    sightings: dict[int, Detections] = {}
+    frames = ReadAhead(_to_detect(source, every, sizes), name="detect-read")
+    try:
+        with FrameDetector(detectors) as detector:
+            for index, frame in frames:
+                found = detect_part(frame, geometry, detector)
+                linker.add(index, found, Picture.of(frame, geometry))
+                if progress:
+                    progress("detect", index + 1, info.estimated_frames)
+    finally:
+        frames.close()
+
+
+def _to_detect(source: Path, every: int, sizes: PartSizes) -> Iterator[tuple[int, av.VideoFrame]]:
+    """The frames pass one detects on, with their indices, in order."""
     unseen: tuple[int, av.VideoFrame] | None = None  # the latest frame not detected on
-    for index, frame in enumerate(decode_frames(source)):
+    for index, frame in enumerate(decode_frames(source, writable=False)):
         new_part = sizes.record(index, frame.width, frame.height)
         if new_part and unseen is not None:
             # a part's last frame: tracks must not carry its boxes across the change on a guess
-            sightings[unseen[0]] = detect_part(unseen[1], geometry, detectors)
+            yield unseen
         if index % every == 0 or new_part:
-            sightings[index] = detect_part(frame, geometry, detectors)
+            yield index, frame
             unseen = None
         else:
             unseen = (index, frame)
-        if progress:
-            progress("detect", index + 1, info.estimated_frames)
     if unseen is not None:
-        sightings[unseen[0]] = detect_part(unseen[1], geometry, detectors)
-    return sightings
+        yield unseen
 
 
 def render(

@@ -18,9 +18,10 @@ import av
 
 from privmask.adapters.detections import Detections
 from privmask.adapters.video import VideoError, check_size, planes
+from privmask.daemon.pipeline.detection import FrameDetector
 from privmask.daemon.pipeline.geometry import FrameGeometry
 from privmask.daemon.pipeline.masking import MaskRenderer
-from privmask.daemon.pipeline.setup import NamedDetector, build_renderer, detect_frame
+from privmask.daemon.pipeline.setup import build_renderer
 from privmask.rules.plan import RedactionPlan
 
 # renderers kept for the latest sizes: a clip that changes size on every frame (Motion JPEG
@@ -68,11 +69,11 @@ class PartSizes:
 
 
 def detect_part(
-    frame: av.VideoFrame, geometry: FrameGeometry, detectors: list[NamedDetector]
+    frame: av.VideoFrame, geometry: FrameGeometry, detector: FrameDetector
 ) -> Detections:
     """Detect in `frame` at its own size; boxes come back in the clip's `geometry`."""
     own = geometry.resized(frame.width, frame.height)
-    found = detect_frame(frame, own, detectors)
+    found = detector(frame, own)
     if own == geometry:
         return found
     return found.scaled(*own.scale_to(geometry)).clipped(geometry.width, geometry.height)

@@ -251,3 +251,51 @@ def test_bad_settings_are_refused() -> None:
     for kwargs in ({"min_score": 1.5}, {"max_side": 8}, {"upscale": 0.0}, {"upscale_every": 0}):
         with pytest.raises(ValueError):
             YuNetFaceDetector(path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_yunet_looks_at_a_frame_doubled_to_find_14px_faces() -> None:
+    """`detect_at` enlarges by exactly the scale asked (the pipeline's close looks)."""
+    frame = cv2.resize(car_frame(100), (1280, 720))
+    truths = [paste_face(frame, 14, x, y) for x, y in ((200, 150), (700, 500), (1100, 300))]
+    yunet = YuNetFaceDetector(resolve("yunet", MODELS))
+    doubled = yunet.detect_at(frame, 2.0)
+    check_valid(doubled, frame, TargetClass.FACE)
+    assert all(best_iou(doubled, t) > 0.3 for t in truths), (doubled.xyxy, doubled.score)
+    assert sum(best_iou(yunet.detect_at(frame, 1.0), t) > 0.3 for t in truths) < 3  # at 1x: missed
+
+
+@pytest.mark.parametrize("name", FACE_MODELS)
+@pytest.mark.parametrize("scale", [0.5, 1.0, 1.5])
+def test_faces_found_at_any_scale_are_in_frame_coordinates(name: str, scale: float) -> None:
+    frame = cv2.resize(car_frame(300), (333, 517))
+    truth = paste_face(frame, round(64 / scale), 101, 173)
+    found = detector(name).detect_at(frame, scale)  # type: ignore[attr-defined]
+    check_valid(found, frame, TargetClass.FACE)
+    assert best_iou(found, truth) > 0.5, (truth, found.xyxy)
+
+
+@pytest.mark.parametrize("name", FACE_MODELS)
+def test_a_scale_that_is_no_size_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="scale must be positive"):
+        detector(name).detect_at(car_frame(0), 0.0)  # type: ignore[attr-defined]
+
+
+ONNX_FRAMES = {
+    "yunet": lambda: cv2.resize(car_frame(100), (1280, 720)),
+    "yolox-nano": lambda: person_frame(300),
+    "light-person": lambda: person_frame(1050),
+    "hyperlpr-plate": lambda: car_frame(PLATE_FRAME),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONNX_FRAMES))
+def test_one_inference_thread_finds_what_the_default_finds(name: str) -> None:
+    """The pipeline runs models side by side with one thread each: same boxes."""
+    frame = ONNX_FRAMES[name]()
+    if name == "yunet":
+        paste_face(frame, 40, 300, 200)
+    default = build_detector(name, resolve(name, MODELS)).detect(frame)
+    single = build_detector(name, resolve(name, MODELS), threads=1).detect(frame)
+    assert len(default) >= 1
+    np.testing.assert_allclose(single.xyxy, default.xyxy, atol=0.5)
+    np.testing.assert_allclose(single.score, default.score, atol=1e-3)
