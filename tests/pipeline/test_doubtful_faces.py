@@ -10,15 +10,12 @@ is what was masked.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from test_privacy import run_redact
 
 from privmask.daemon.testing import is_masked, read_frames
 from privmask.daemon.testing.sprites import load_face_sprite
@@ -57,16 +54,7 @@ def clip_with_face(path: Path, blur: float, speed: float) -> list[tuple[int, int
 
 
 def redact(source: Path, folder: Path, models_dir: Path):  # type: ignore[no-untyped-def]
-    output, report = folder / "out.mp4", folder / "report.json"
-    argv = ["redact", source, output, "--detect", "face", "--style", "solid", "--report", report]
-    done = subprocess.run(
-        [sys.executable, "-m", "privmask.daemon.cli", *map(str, argv)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PRIVMASK_MODELS": str(models_dir)},
-    )
-    assert done.returncode == 0, done.stderr
-    return list(read_frames(output)), json.loads(report.read_text())
+    return run_redact(source, folder, models_dir, "--detect", "face", "--style", "solid")
 
 
 def masked_frames(source: Path, output: list[np.ndarray], boxes) -> int:  # type: ignore[no-untyped-def]
