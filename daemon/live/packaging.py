@@ -36,7 +36,7 @@ import structlog
 from privmask.adapters import files, urls
 from privmask.adapters.age import AgeError
 from privmask.adapters.models import sha256_of
-from privmask.adapters.package import PackageError, read_package
+from privmask.adapters.package import PackageError, check_package
 from privmask.adapters.rtsp import ORIGINAL_SUFFIX
 from privmask.adapters.video import VideoError, probe
 from privmask.daemon.config import Config
@@ -177,7 +177,7 @@ class SegmentPackager:
         if not delivery.package.exists():
             return False
         public = self._custody.signer.public
-        _, earlier = read_package(delivery.package, delivery.password, public)
+        earlier = check_package(delivery.package, delivery.password, public).manifest
         if earlier.get("job") != job:
             raise PackageError(
                 f"{delivery.package.name}: a different package already has this name"
