@@ -4,6 +4,12 @@ A track holds the detector's sightings and, between and around them, the places 
 picture motion followed the target while the detector missed it (its trail). Its velocity
 at either end is a robust fit over several positions, so one jittery box does not turn an
 extrapolated mask around.
+
+A target going behind something (a pillar, a parked car) is boxed by the detector ever
+smaller, only the part still in view. Such a sighting is recorded as it was found, and the
+place the target is taken to fill there (`kept`: at the track's size, where its motion puts
+it) stands for it in every position: its velocity and its mask do not shrink with what the
+cover hides, and reach the part about to come out on the other side.
 """
 
 from __future__ import annotations
@@ -48,17 +54,32 @@ class Track:
     boxes: list[Box] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     trail: dict[int, Box] = field(default_factory=dict)  # followed by picture motion
+    # partly hidden sightings, by frame: the box the whole target is taken to fill there
+    kept: dict[int, Box] = field(default_factory=dict)
     looks: int = 0  # sightings whose picture was compared with the first one's
     look_change: float = 0.0  # the most the picture of a sighting differed from the first
     # velocity at the end, kept between changes: the linker asks for it at every frame
     _end_velocity: Box | None = field(default=None, repr=False, compare=False)
+    # the first frame whose places say how large the whole target is (`predict_whole`)
+    _sized_from: int = field(default=0, repr=False, compare=False)
 
-    def add(self, frame: int, box: Box, score: float) -> None:
+    def add(self, frame: int, box: Box, score: float, kept: Box | None = None) -> None:
+        """A sighting; `kept` where it was of a partly hidden target: the whole one's box."""
         self.frames.append(frame)
         self.boxes.append(box)
         self.scores.append(score)
         self.trail.pop(frame, None)
+        if kept is not None:
+            self.kept[frame] = kept
+        elif len(self.frames) > 1 and self.frames[-2] in self.kept:
+            # whole again after partly hidden sightings: out in full, or smaller for longer
+            # than a cover explains; either way its size is measured afresh from here
+            self._sized_from = frame
         self._end_velocity = None
+
+    def measured_at(self) -> int:
+        """The last frame the target was sighted whole (not partly hidden) in."""
+        return next((f for f in reversed(self.frames) if f not in self.kept), self.frames[0])
 
     def follow_to(self, frame: int, box: Box) -> None:
         """Record where picture motion found the target in a frame it was not sighted in."""
@@ -73,7 +94,7 @@ class Track:
 
     def positions(self) -> list[tuple[int, Box]]:
         """Every known place of the target, sighted or followed, in frame order."""
-        return sorted([*zip(self.frames, self.boxes), *self.trail.items()], key=lambda p: p[0])
+        return sorted([*self._sighted(), *self.trail.items()], key=lambda p: p[0])
 
     def latest(self) -> tuple[int, Box]:
         """The newest known place: the last sighting, or where the trail got to after it.
@@ -81,7 +102,7 @@ class Track:
         newest = next(reversed(self.trail), -1)
         if newest > self.frames[-1]:
             return newest, self.trail[newest]
-        return self.frames[-1], self.boxes[-1]
+        return self.frames[-1], self.kept.get(self.frames[-1], self.boxes[-1])
 
     def velocity(self, at_start: bool) -> Box:
         """Per-frame change of the box at the track's start or end (zero when seen once).
@@ -131,9 +152,26 @@ class Track:
             return self.positions()[:VELOCITY_POSITIONS]
         n = VELOCITY_POSITIONS
         newest = [(f, self.trail[f]) for f, _ in zip(reversed(self.trail), range(n))]
-        places = sorted([*zip(self.frames[-n:], self.boxes[-n:]), *newest], key=lambda p: p[0])
+        places = sorted([*self._sighted(n), *newest], key=lambda p: p[0])
         return places[-n:]
+
+    def _sighted(self, last: int = 0) -> list[tuple[int, Box]]:
+        """The sightings' places (the `last` ones; 0: all): a partly hidden one's kept box."""
+        frames, boxes = self.frames[-last:], self.boxes[-last:]
+        return [(f, self.kept.get(f, b)) for f, b in zip(frames, boxes)]
 
     def predict(self, frame: int) -> Box:
         last, box = self.latest()
         return (box + self.velocity(at_start=False) * (frame - last)).astype(np.float32)
+
+    def predict_whole(self, frame: int) -> Box:
+        """Where the whole target is likely in `frame`: the predicted box's centre, at the
+        median size of the places nearest the end, not at the size the velocity of its
+        sides gives: a target going behind a cover is boxed ever smaller, and its sides'
+        velocity shrinks the prediction with it."""
+        predicted = self.predict(frame)
+        near = self._near(at_start=False)
+        boxes = np.stack([box for f, box in near if f >= self._sized_from] or [near[-1][1]])
+        half = np.median(boxes[:, 2:] - boxes[:, :2], axis=0) / 2
+        centre = (predicted[:2] + predicted[2:]) / 2
+        return np.concatenate([centre - half, centre + half]).astype(np.float32)
