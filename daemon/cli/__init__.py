@@ -15,11 +15,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from privmask.adapters.age import AgeError
-from privmask.adapters.minisign import SignatureError
-from privmask.adapters.models import ModelError
-from privmask.adapters.package import PackageError
-from privmask.adapters.video import VideoError
 from privmask.daemon import __version__
 from privmask.daemon.cli import (
     audit,
@@ -34,20 +29,29 @@ from privmask.daemon.cli import (
     run,
     verify,
 )
-from privmask.daemon.config import ConfigError
-from privmask.daemon.custody.audit import AuditError
-from privmask.daemon.custody.reveal import RevealError
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
-from privmask.daemon.secrets import SecretError
-from privmask.rules.files import RuleFileError
-from privmask.rules.plan import PlanError
-from privmask.rules.ruleset import NoRuleApplies
 
 COMMANDS = (redact, demo, run, quarantine, cameras, models, rules, reveal, audit, keys, verify)
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # privmask's own hidden temporary names (adapters/files.temporary_name): an error names
 # the file the user asked for, not the temporary one it was being written under
 _TEMPORARY = re.compile(r"\.(?P<stem>.+)\.[0-9a-f]{8,}\.partial(?P<suffix>\.\w+)?")
+# the errors a user can cause that end in their own message, by the module that defines
+# them: each command imports only what it uses, and an error of a module never imported
+# was never raised, so these are looked up among the modules loaded, not imported here
+USER_ERRORS = (
+    ("privmask.adapters.video", "VideoError"),
+    ("privmask.adapters.models", "ModelError"),
+    ("privmask.rules.plan", "PlanError"),
+    ("privmask.rules.ruleset", "NoRuleApplies"),
+    ("privmask.daemon.config", "ConfigError"),
+    ("privmask.rules.secret", "SecretError"),
+    ("privmask.adapters.package", "PackageError"),
+    ("privmask.adapters.age", "AgeError"),
+    ("privmask.daemon.custody.audit", "AuditError"),
+    ("privmask.adapters.minisign", "SignatureError"),
+    ("privmask.daemon.custody.reveal", "RevealError"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,20 +84,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"privmask: error: {exc}\n")
-    except RuleFileError as exc:
-        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
-    except (VideoError, ModelError, PlanError, NoRuleApplies) as exc:
-        print(f"privmask: error: {exc}", file=sys.stderr)
-    except (ConfigError, SecretError, PackageError) as exc:
-        print(f"privmask: error: {exc}", file=sys.stderr)
-    except (AgeError, AuditError, SignatureError, RevealError) as exc:
-        print(f"privmask: error: {exc}", file=sys.stderr)
-    except OSError as exc:
-        print(f"privmask: error: {describe_os_error(exc)}", file=sys.stderr)
+    except Exception as exc:
+        problems = _rule_file_problems(exc)
+        if problems is not None:
+            print("\n".join(str(p) for p in problems), file=sys.stderr)
+        elif _is_user_error(exc):
+            print(f"privmask: error: {exc}", file=sys.stderr)
+        elif isinstance(exc, OSError):
+            print(f"privmask: error: {describe_os_error(exc)}", file=sys.stderr)
+        else:
+            raise
     except KeyboardInterrupt:
         print("privmask: interrupted; nothing was written", file=sys.stderr)
         return 130
     return EXIT_FAILED
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    found = sys.modules.get(module)
+    return None if found is None else getattr(found, name, None)
+
+
+def _is_user_error(exc: Exception) -> bool:
+    return any(
+        error is not None and isinstance(exc, error)
+        for error in (_loaded(module, name) for module, name in USER_ERRORS)
+    )
+
+
+def _rule_file_problems(exc: Exception) -> list[object] | None:
+    """A rule file's problems, one a line, where `exc` is a RuleFileError."""
+    error = _loaded("privmask.rules.files", "RuleFileError")
+    if error is None or not isinstance(exc, error):
+        return None
+    return list(exc.problems)  # type: ignore[attr-defined]
 
 
 def describe_os_error(exc: OSError) -> str:

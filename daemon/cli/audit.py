@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from privmask.daemon.cli import options
-from privmask.daemon.config import load_config
-from privmask.daemon.custody.audit import CHECKPOINTS, LOG_NAME, AuditLog, verify_log
 from privmask.daemon.errors import EXIT_FAILED, EXIT_OK
 
 _CHECKPOINT = re.compile(r"(\d{12})\.txt")
@@ -52,6 +50,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from privmask.daemon.config import load_config
+    from privmask.daemon.custody.audit import AuditLog
+
     config = load_config(args.config, state=args.state)
     job = _job(args.job) if args.job else None
     entries = list(AuditLog(config.audit_folder, None).entries(job))
@@ -67,6 +68,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from privmask.daemon.config import load_config
+    from privmask.daemon.custody.audit import CHECKPOINTS, LOG_NAME, verify_log
     from privmask.daemon.custody.sitekey import site_public_key
 
     config = load_config(args.config, state=args.state)

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from privmask.daemon.cli import options
-from privmask.daemon.config import load_config
 from privmask.daemon.errors import EXIT_OK
 
 
@@ -28,6 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from privmask.daemon.config import load_config
     from privmask.daemon.custody.sitekey import site_public_key
 
     public = site_public_key(load_config(args.config, state=args.state))

@@ -24,16 +24,15 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from privmask.adapters import files
-from privmask.adapters.untrusted import NotRegularFile, open_regular, sha256_of_descriptor
-from privmask.adapters.validate import Limits, ValidationError, check_size, validate
 from privmask.daemon.cli import options
-from privmask.daemon.config import Config, load_config
 from privmask.daemon.errors import EXIT_FAILED, EXIT_OK
-from privmask.daemon.journal import Job, JobState, JobStateError, Journal, JournalError
-from privmask.daemon.quarantine import REASON
+
+if TYPE_CHECKING:  # imported where used: other commands need none of it
+    from privmask.adapters.validate import Limits
+    from privmask.daemon.config import Config
+    from privmask.daemon.journal import Job, Journal
 
 # intake's content key for a clip over the size limit, which it never reads (not a sha256)
 UNHASHED = "unhashed:"
@@ -81,6 +80,8 @@ class Entry:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from privmask.daemon.journal import JobState, Journal, JournalError
+
     config = _config(args)
     if not config.journal_path.exists():
         print("[]" if args.json else f"no journal at {config.journal_path}: nothing quarantined")
@@ -102,6 +103,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_retry(args: argparse.Namespace) -> int:
+    from privmask.daemon.journal import Journal, JournalError
+
     config = _config(args)
     if not config.journal_path.exists():
         return _error(f"no journal at {config.journal_path}: no job {args.job} to retry")
@@ -113,6 +116,9 @@ def run_retry(args: argparse.Namespace) -> int:
 
 
 def _retry(journal: Journal, job_id: int, config: Config) -> int:
+    from privmask.adapters import files
+    from privmask.daemon.journal import JobStateError
+
     try:
         job = journal.get(job_id)
     except KeyError:
@@ -135,6 +141,9 @@ def _retry(journal: Journal, job_id: int, config: Config) -> int:
 
 def _refusal(job: Job, config: Config) -> str | None:
     """Why `job` cannot be queued again, or None when it can."""
+    from privmask.adapters.untrusted import NotRegularFile, open_regular
+    from privmask.daemon.journal import JobState
+
     if job.state is not JobState.QUARANTINED:
         return f"it is {job.state.value}, not quarantined"
     if job.sha256.startswith(UNHASHED):
@@ -160,6 +169,9 @@ def _refusal(job: Job, config: Config) -> str | None:
 
 def _content_refusal(source: Path, fd: int, job: Job, limits: Limits) -> str | None:
     """The file behind `fd` must be the clip taken in, and pass intake's checks today."""
+    from privmask.adapters.untrusted import sha256_of_descriptor
+    from privmask.adapters.validate import ValidationError, check_size, validate
+
     changed = f"its source {source} has changed since it was taken in (its sha256 differs)"
     try:
         if os.fstat(fd).st_size != job.size:
@@ -182,6 +194,9 @@ def _inbox_of(path: Path, config: Config) -> Path | None:
 
 
 def _entry(job: Job, events: list[tuple[float, str, str]], quarantine: Path) -> Entry:
+    from privmask.daemon.journal import JobState
+    from privmask.daemon.quarantine import REASON
+
     times = [when for when, state, _ in events if state == JobState.QUARANTINED.value]
     when = times[-1] if times else job.updated
     folder = quarantine / f"{job.id:06d}"
@@ -224,6 +239,8 @@ def _lines(entry: Entry) -> list[str]:
 
 
 def _config(args: argparse.Namespace) -> Config:
+    from privmask.daemon.config import load_config
+
     return load_config(args.config, state=args.state)
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from privmask.daemon.cli import options
-from privmask.daemon.config import load_config
-from privmask.daemon.custody.reveal import Revealed, RevealRequest, reveal
-from privmask.daemon.custody.reveal_span import Span
 from privmask.daemon.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from privmask.daemon.custody.reveal import Revealed, RevealRequest
 
 DESCRIPTION = """\
 Decrypt the unmasked original of one job from the escrow store, for an authorised purpose
@@ -79,6 +80,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_reveal(args: argparse.Namespace) -> int:
+    from privmask.daemon.config import load_config
+    from privmask.daemon.custody.reveal import reveal
+
     request = _request(args)
     config = load_config(args.config, state=args.state)
     done = reveal(config, request)
@@ -87,6 +91,9 @@ def run_reveal(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> RevealRequest:
+    from privmask.daemon.custody.reveal import RevealRequest
+    from privmask.daemon.custody.reveal_span import Span
+
     """The command line checked: a wrong one is refused before anything is read."""
     reason = " ".join((args.reason or "").split())
     if not reason:

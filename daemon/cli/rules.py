@@ -8,9 +8,6 @@ from datetime import datetime
 from pathlib import Path
 
 from privmask.daemon.errors import EXIT_FAILED, EXIT_OK
-from privmask.rules.files import RuleFileError
-from privmask.rules.match import Facts
-from privmask.rules.ruleset import RuleSet, secret_problems
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check(paths: list[Path], no_secrets: bool = False) -> int:
+    from privmask.rules.files import RuleFileError
+    from privmask.rules.ruleset import RuleSet, secret_problems
+
     empty = [p for p in paths if p.is_dir() and not RuleSet.from_paths([p]).rules]
     for folder in empty:  # "ok" for a folder that holds no rule would check nothing
         print(f"{folder}: no rule file (*.yaml, *.yml) in this folder", file=sys.stderr)
@@ -77,6 +77,9 @@ def check(paths: list[Path], no_secrets: bool = False) -> int:
 
 
 def explain(args: argparse.Namespace) -> int:
+    from privmask.rules.match import Facts
+    from privmask.rules.ruleset import RuleSet
+
     ruleset = RuleSet.from_paths(args.paths)
     job = Facts(camera=args.camera, folder=args.folder, file_name=args.file, when=args.time)
     decision = ruleset.decide(job)

@@ -14,15 +14,14 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from privmask.adapters.minisign import PublicKey, SignatureError
-from privmask.adapters.models import sha256_of
-from privmask.adapters.package import PackageError, check_package
 from privmask.daemon.cli import options
-from privmask.daemon.config import Config, load_config
 from privmask.daemon.errors import EXIT_FAILED, EXIT_OK, UsageError
-from privmask.daemon.secrets import SecretSource, read_secret
+
+if TYPE_CHECKING:
+    from privmask.adapters.minisign import PublicKey
+    from privmask.daemon.config import Config
 
 _ESCROW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\.age")
 
@@ -57,6 +56,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from privmask.adapters.package import PackageError, check_package
+
     config = _site(args)
     public = _public_key(args.pubkey, config)
     store = _escrow_store(args.escrow, config)
@@ -80,6 +81,8 @@ def run_verify(args: argparse.Namespace) -> int:
 def _site(args: argparse.Namespace) -> Config | None:
     if args.config is None and args.state is None:
         return None
+    from privmask.daemon.config import load_config
+
     return load_config(args.config, state=args.state)
 
 
@@ -93,6 +96,8 @@ def _public_key(given: str | None, config: Config | None) -> PublicKey:
         from privmask.daemon.custody.sitekey import site_public_key
 
         return site_public_key(config)
+    from privmask.adapters.minisign import PublicKey, SignatureError
+
     path = Path(given)
     text = given
     if path.is_file():
@@ -117,6 +122,8 @@ def _escrow_store(given: Path | None, config: Config | None) -> Path | None:
 
 
 def _password(path: Path | None) -> bytes:
+    from privmask.daemon.secrets import SecretSource, read_secret
+
     if path is not None:
         password = read_secret(SecretSource("file", str(path)))
     elif sys.stdin.isatty():
@@ -142,6 +149,8 @@ def _escrow_line(block: Any, store: Path | None, config: Config | None) -> tuple
             f"skipped escrow: {name} not checked (no --escrow DIR, and no reachable store "
             "from --config/--state)"
         )
+    from privmask.adapters.models import sha256_of
+
     copy = store / name
     try:
         found = sha256_of(copy)
