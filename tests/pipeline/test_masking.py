@@ -80,3 +80,30 @@ def test_classes_without_a_style_are_left_alone() -> None:
     renderer = MaskRenderer(W, H, {TargetClass.FACE: ClassStyle(MaskStyle.SOLID, MaskShape.BOX, 0)})
     renderer.render(planes(frame), Detections.create([BOX], [0.9], TargetClass.PERSON))
     assert np.array_equal(before, planes(frame)[0])
+
+
+@pytest.mark.parametrize("style", [MaskStyle.BLUR, MaskStyle.PIXELATE])
+def test_a_large_box_keeps_only_the_shading_of_the_picture_there(style: MaskStyle) -> None:
+    """A person near the camera: the mask of a large box is a few cells of the picture's
+    mean shading there (the way it is made fast must not leave more, nor shift it)."""
+    width, height, box = 1280, 720, [101, 33, 498, 690]
+    rng = np.random.default_rng(2)
+    shading = np.linspace(40, 220, width)[None, :] + np.zeros((height, 1))
+    noisy = shading + rng.normal(0, 40, (height, width))
+    grey = np.clip(noisy, 0, 255).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(np.dstack([grey] * 3), format="bgr24")
+    frame = frame.reformat(format="yuv420p")
+    before = planes(frame)[0].astype(int)
+    renderer = MaskRenderer(
+        width, height, {TargetClass.PERSON: ClassStyle(style, MaskShape.BOX, 0)}
+    )
+    renderer.render(planes(frame), Detections.create([box], [0.9], TargetClass.PERSON))
+    x1, y1, x2, y2 = box
+    inside_before, inside = before[y1:y2, x1:x2], planes(frame)[0][y1:y2, x1:x2].astype(int)
+    # the noise is gone; the shading from left to right stays, column by column
+    assert (
+        np.abs(np.diff(inside, axis=0)).mean() < 0.1 * np.abs(np.diff(inside_before, axis=0)).mean()
+    )
+    columns, columns_before = inside.mean(axis=0), inside_before.mean(axis=0)
+    assert np.abs(columns - columns_before).max() < 40
+    assert abs(inside.mean() - inside_before.mean()) < 2
