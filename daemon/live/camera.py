@@ -4,14 +4,15 @@ Offline, the whole clip is known before a frame is masked. Live, frames go out a
 so each decoded frame waits in a short delay buffer (`LiveSettings.delay_s`) while the
 detector looks at newer ones; when it leaves, its masks include targets that were found
 only in the frames after it (the offline tracker's lead, bounded by the buffer). Detection
-runs on every n-th frame, downscaled, which is what keeps a 2-core machine at 25 fps.
+runs on every n-th frame, in one worker shared by every camera (`detecting`).
 
-With `LiveOutputs.originals`, each masked segment comes with the camera's own packets for
+Masked frames go to an RTSP server and/or segments (`outputs`). With
+`LiveOutputs.originals`, each masked segment comes with the camera's own packets for
 the same span (stream-copied, not re-encoded) and the list of tracks masked in it; the
 hook takes custody of both files.
 
-Every camera runs in its own thread with its own decoder, detectors and encoders, and
-catches every error of its own: a camera that fails goes to backoff and is reopened with
+Every camera runs in its own thread with its own decoder and encoders, and catches every
+error of its own: a camera that fails goes to backoff and is reopened with
 exponentially growing pauses, and never touches another camera. Nothing queues without
 bound: the only frames held are the delay buffer's.
 """
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -36,16 +36,15 @@ import structlog
 from privmask.adapters import urls
 from privmask.adapters.rtsp import (
     RtspError,
-    RtspPublisher,
     RtspSource,
     SegmentFiles,
-    SegmentWriter,
     SourceOptions,
 )
-from privmask.adapters.streamcopy import StreamCopy
 from privmask.adapters.video import EncoderSettings, VideoError
+from privmask.daemon.live.detecting import CameraDetection, SharedDetection
+from privmask.daemon.live.outputs import ConnectionOutputs, LiveOutputs, LiveSegment
+from privmask.daemon.pipeline.geometry import FrameGeometry
 from privmask.daemon.pipeline.online import CausalMasker, MaskedFrame, SegmentTracks
-from privmask.daemon.pipeline.setup import load_detectors
 from privmask.rules.plan import PlanError, RedactionPlan
 
 log = structlog.get_logger("privmask.live")
@@ -59,44 +58,12 @@ class CameraState(StrEnum):
 
 
 @dataclass(frozen=True)
-class LiveSegment:
-    """A finished segment, as `LiveOutputs.on_segment` gets it."""
-
-    masked: Path  # `<job id>.mp4`
-    original: Path | None  # `<job id>.original`: the camera's packets, mode 600; None: see below
-    original_missing: str  # why there is no original ("" when there is, or none was asked)
-    original_lead_s: float  # it starts this long before the masked one (at a keyframe)
-    frames: int
-    tracks: tuple[dict[str, Any], ...]  # as a file manifest's `tracks`, frames of this segment
-
-
-@dataclass(frozen=True)
-class LiveOutputs:
-    """Where masked video goes: an RTSP server, a folder of segments, or both.
-
-    `originals`: keep the camera's own packets beside each segment. The hook then owns
-    them (it must escrow or remove them: an unmasked picture is left nowhere else), so
-    asking for originals without a hook is refused."""
-
-    publish_url: str | None = None
-    segment_dir: Path | None = None
-    segment_seconds: float = 60.0
-    on_segment: Callable[[LiveSegment], None] | None = None  # e.g. the encrypted packaging
-    originals: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.publish_url and self.segment_dir is None:
-            raise ValueError("a live camera needs a publish URL, a segment folder, or both")
-        if self.segment_seconds <= 0:
-            raise ValueError("segment length must be positive")
-        if self.originals and (self.segment_dir is None or self.on_segment is None):
-            raise ValueError("originals are kept only beside segments, for a hook that takes them")
-
-
-@dataclass(frozen=True)
 class LiveSettings:
-    delay_s: float = 0.8  # how far masks reach back before a first sighting
-    detect_width: int = 640  # detection runs on frames scaled to this width (never up)
+    # how far masks reach back before a first sighting: a person entering at an edge is
+    # found only once enough of them is in (the shared one-by-one clip: 1.2 s after)
+    delay_s: float = 2.0
+    detect_every: int | None = None  # detect on every n-th frame; None: the plan's
+    detect_width: int = 0  # detect on frames scaled down to this width; 0: as they are
     source: SourceOptions = SourceOptions()
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
@@ -123,62 +90,12 @@ class CameraStatus:
     last_error: str = ""
 
 
-class _Outputs:
-    """The publisher and segment writer of one connection, fed the same masked frames."""
-
-    def __init__(
-        self,
-        outputs: LiveOutputs,
-        name: str,
-        width: int,
-        height: int,
-        rate: Fraction,
-        encoder: EncoderSettings,
-        on_segment: Callable[[SegmentFiles], None],
-        originals: StreamCopy | None,
-    ) -> None:
-        self.publisher: RtspPublisher | None = None
-        self.segments: SegmentWriter | None = None
-        try:
-            if outputs.publish_url:
-                self.publisher = RtspPublisher(outputs.publish_url, width, height, rate, encoder)
-            if outputs.segment_dir is not None:
-                self.segments = SegmentWriter(
-                    outputs.segment_dir,
-                    name,
-                    outputs.segment_seconds,
-                    width,
-                    height,
-                    rate,
-                    encoder,
-                    on_segment,
-                    originals,
-                )
-        except BaseException:
-            self.close()
-            raise
-
-    def write(self, frame: av.VideoFrame, pts: int) -> None:
-        if self.publisher is not None:
-            self.publisher.write(frame, pts)
-        if self.segments is not None:
-            self.segments.write(frame, pts)
-
-    def close(self) -> None:
-        try:
-            if self.publisher is not None:
-                self.publisher.close()
-        finally:
-            if self.segments is not None:
-                self.segments.close()
-
-
 class LiveCamera:
     """One camera's live masking, in its own thread: `start()`, `status`, `stop()`.
 
     Models are loaded in the constructor, so a plan that cannot run fails at once, in the
     caller's thread; everything after that is caught, logged (without credentials) and
-    retried.
+    retried. `detection`: the worker shared with other cameras (None: one of its own).
     """
 
     def __init__(
@@ -190,12 +107,15 @@ class LiveCamera:
         models_dir: str | Path | None = None,
         name: str = "camera",
         on_frame: Callable[[av.VideoFrame], None] | None = None,
+        detection: SharedDetection | None = None,
     ) -> None:
         self.url, self.plan, self.outputs, self.settings = url, plan, outputs, settings
         self.name = name
         self.safe_url = urls.redact(url)
         self.on_frame = on_frame  # sees each masked frame before it is encoded (benchmarks)
-        self.detectors = load_detectors(plan, models_dir)
+        self._own_detection = detection is None
+        self.detection = detection or SharedDetection(models_dir)
+        self.detectors = self.detection.models(plan)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -221,6 +141,8 @@ class LiveCamera:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self._own_detection:
+            self.detection.close()
         self._set(CameraState.OFFLINE)
 
     def _set(self, state: CameraState, error: str | None = None) -> None:
@@ -273,13 +195,14 @@ class LiveCamera:
 
     def _stream(self) -> None:
         """One connection: open, stream until it drops or stop() is called, close."""
-        outputs: _Outputs | None = None
+        outputs: ConnectionOutputs | None = None
         keep = self.outputs.originals
         with RtspSource(self.url, self.settings.source, keep_packets=keep) as source:
             rate = source.rate
             self._counts.connects += 1
             self._tracks = SegmentTracks()  # track ids are this connection's
             masker: CausalMasker | None = None
+            detect: CameraDetection | None = None
             try:
                 for frame in source.frames():
                     if self._stop.is_set():
@@ -292,16 +215,8 @@ class LiveCamera:
                         # reconnect and start over with the new size
                         raise RtspError("the camera changed its picture size; reconnecting")
                     if masker is None or outputs is None:
-                        masker = CausalMasker(
-                            self.plan,
-                            self.detectors,
-                            frame.width,
-                            frame.height,
-                            rate,
-                            self.settings.delay_s,
-                            self.settings.detect_width,
-                        )
-                        outputs = _Outputs(
+                        masker, detect = self._masker(frame.width, frame.height, rate)
+                        outputs = ConnectionOutputs(
                             self.outputs,
                             "live",  # segments are named by job id, never by camera
                             frame.width,
@@ -330,10 +245,22 @@ class LiveCamera:
                         self._write(outputs, ready)
                     self._counts.buffered = 0
             finally:
+                if masker is not None:
+                    masker.close()
+                if detect is not None:
+                    detect.close()
                 if outputs is not None:
                     outputs.close()
 
-    def _write(self, outputs: _Outputs, ready: MaskedFrame) -> None:
+    def _masker(
+        self, width: int, height: int, rate: Fraction
+    ) -> tuple[CausalMasker, CameraDetection]:
+        s = self.settings
+        detect = self.detection.camera(self.plan, FrameGeometry(width, height), s.detect_width)
+        masker = CausalMasker(self.plan, detect, width, height, rate, s.delay_s, s.detect_every)
+        return masker, detect
+
+    def _write(self, outputs: ConnectionOutputs, ready: MaskedFrame) -> None:
         if self.on_frame is not None:
             self.on_frame(ready.frame)
         # this may finish a segment, which takes the tracks of the frames before this one

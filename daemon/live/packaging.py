@@ -43,7 +43,7 @@ from privmask.daemon.config import Config
 from privmask.daemon.custody.audit import AuditError
 from privmask.daemon.delivery import Custody, Delivery, manifest, plan_delivery
 from privmask.daemon.journal import EscrowCopy, Journal
-from privmask.daemon.live.camera import LiveSegment
+from privmask.daemon.live.outputs import LiveSegment
 from privmask.daemon.pipeline.report import video_summary
 from privmask.daemon.pipeline.setup import model_list
 from privmask.daemon.secrets import SecretError

@@ -4,8 +4,10 @@ The service calls `update` with the cameras it knows (from the ONVIF inventory a
 config's static streams) every few seconds, so live masking follows rule reloads, time
 windows, and cameras that come, go or change address. Cameras whose rule turns live are
 started, those that disappear or stop being live are stopped; one camera failing never
-touches another. Finished segments, each with the camera's own unmasked segment beside it,
-become signed, encrypted packages through the same path as files (`packaging.py`).
+touches another. The cameras share one detection worker and the models they load
+(`detecting`), so they take turns on the cores instead of competing. Finished segments,
+each with the camera's own unmasked segment beside it, become signed, encrypted packages
+through the same path as files (`packaging.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from privmask.adapters import urls
 from privmask.adapters.models import ModelError
 from privmask.daemon.config import Config
 from privmask.daemon.delivery import Custody, safe_name
-from privmask.daemon.live.camera import LiveCamera, LiveOutputs
+from privmask.daemon.live.camera import LiveCamera
+from privmask.daemon.live.detecting import SharedDetection
+from privmask.daemon.live.outputs import LiveOutputs
 from privmask.daemon.live.packaging import SegmentPackager, sweep_partials
 from privmask.daemon.rulebook import current_snapshot
 from privmask.rules.files import RuleFileError
@@ -35,6 +39,7 @@ class LiveSupervisor:
     def __init__(self, config: Config, password: bytes, custody: Custody) -> None:
         self.config = config
         self._packager = SegmentPackager(config, password, custody)
+        self._detection = SharedDetection(config.models)
         sweep_partials(config.state / "live")  # no camera streams yet
         # camera -> its stream and what it was started with: rule set, rule, URL
         self._running: dict[str, tuple[LiveCamera, tuple[str, str, str]]] = {}
@@ -91,9 +96,7 @@ class LiveSupervisor:
             originals=live.segments,
         )
         try:
-            stream = LiveCamera(
-                url, decision.plan, outputs, models_dir=self.config.models, name=camera
-            )
+            stream = LiveCamera(url, decision.plan, outputs, name=camera, detection=self._detection)
         except (PlanError, ModelError) as exc:  # this camera cannot run; the others still do
             log.error("live_camera_refused", camera=camera, error=str(exc))
             return
@@ -111,3 +114,4 @@ class LiveSupervisor:
             self._closed = True
             for camera in list(self._running):
                 self._stop(camera, "service stopping")
+            self._detection.close()

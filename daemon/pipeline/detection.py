@@ -53,7 +53,7 @@ TILE_OVERLAP = 64  # pixels: more than a face that needs a close look
 def load_detectors(
     plan: RedactionPlan, models_dir: str | os.PathLike[str] | None, threads: int = 1
 ) -> list[NamedDetector]:
-    """Every model the plan needs (as `setup.load_detectors`), each running its inference
+    """Every model the plan needs (`setup.model_list`), each running its inference
     on `threads` threads: the frame detector keeps both cores busy with one each."""
     targets = classes(plan)
     loaded = []

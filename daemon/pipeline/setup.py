@@ -1,5 +1,6 @@
-"""Setup: a redaction plan and a clip's geometry become detectors, tracker settings and a
-mask renderer. Offline redaction and live masking build their stages here, the same way.
+"""Setup: a redaction plan and a clip's geometry become the models to load, tracker
+settings and a mask renderer. Offline redaction and live masking build their stages here,
+the same way (the detectors themselves are loaded and run by `detection`).
 
 Target names of the plan ("face", "person", "plate") become `TargetClass` once, in
 `classes`; nothing downstream parses them again.
@@ -9,39 +10,25 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from privmask.adapters import models
-from privmask.adapters.detections import Detections, TargetClass
-from privmask.adapters.detectors import build_detector
-from privmask.adapters.detectors.base import Detector
+from privmask.adapters.detections import TargetClass
 from privmask.adapters.models import ModelError
-from privmask.adapters.video import to_bgr
 from privmask.daemon.pipeline.geometry import FrameGeometry
 from privmask.daemon.pipeline.masking import ClassStyle, MaskRenderer
 from privmask.daemon.pipeline.tracker import TrackerSettings
 from privmask.rules.plan import PlanError, RedactionPlan, TargetPlan
-from privmask.rules.ruleset import RuleSet, compile_plan
 
-# a loaded detector with its registry name (the name goes into reports and manifests)
-NamedDetector = tuple[str, Detector]
+if TYPE_CHECKING:  # the rule files' reader (yaml, the schema) is not needed to redact
+    from privmask.rules.ruleset import RuleSet
 
 
 def classes(plan: RedactionPlan) -> dict[TargetClass, TargetPlan]:
     """The plan's targets by class."""
     return {TargetClass.parse(t.target): t for t in plan.targets}
-
-
-def load_detectors(
-    plan: RedactionPlan, models_dir: str | os.PathLike[str] | None
-) -> list[NamedDetector]:
-    """Resolve and load every model the plan needs, before any work starts."""
-    return [
-        (name, build_detector(name, models.resolve(name, models_dir), target.min_score))
-        for name, target in _models(plan)
-    ]
 
 
 def model_list(plan: RedactionPlan) -> list[dict[str, str]]:
@@ -53,6 +40,8 @@ def needed_models(ruleset: RuleSet) -> dict[str, list[str]]:
     """Every model the set's rules run, with the names of the rules that need it, compiling
     each rule's plan as a job would. An unknown model, or one that detects another class,
     is a ModelError or PlanError naming the rule."""
+    from privmask.rules.ruleset import compile_plan
+
     needed: dict[str, list[str]] = {}
     for placed in ruleset.rules:
         name = placed.rule.name
@@ -140,14 +129,3 @@ def build_renderer(
         width, height = placed.display_size
         raise PlanError(f"region {names} lies outside the {width}x{height} picture")
     return renderer
-
-
-def detect_frame(
-    frame: av.VideoFrame, geometry: FrameGeometry, detectors: list[NamedDetector]
-) -> Detections:
-    """Detect in the frame scaled to `geometry` and shown upright; boxes come back in the
-    stored frame of that geometry."""
-    bgr = to_bgr(frame, geometry.width, geometry.height)
-    image = np.ascontiguousarray(np.rot90(bgr, geometry.turns))
-    found = Detections.merge(d.detect(image) for _, d in detectors)
-    return geometry.boxes_to_stored(found).clipped(geometry.width, geometry.height)

@@ -27,7 +27,7 @@ import av
 import av.error
 import numpy as np
 
-from privmask.daemon.testing import FaceSpec, Scene, render_scene, write_frames
+from privmask.daemon.testing import FaceSpec, PersonSprite, Scene, render_scene, write_frames
 
 HERE = Path(__file__).parent
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-gi
@@ -49,6 +49,13 @@ def stamp(image: np.ndarray, index: int) -> None:
         image[h - CELL : h, bit * CELL : (bit + 1) * CELL] = value
 
 
+def read_luma_stamp(frame: av.VideoFrame) -> int:
+    """The stamp of a decoded yuv420p frame, read from its luma plane's bottom rows."""
+    plane = frame.planes[0]
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+    return read_stamp(rows[plane.height - CELL :, : BITS * CELL])
+
+
 def read_stamp(image: np.ndarray) -> int:
     h = image.shape[0]
     index = 0
@@ -60,11 +67,22 @@ def read_stamp(image: np.ndarray) -> int:
 
 
 def stamped_scene(
-    width: int, height: int, seconds: float, faces: Sequence[FaceSpec], fps: int = 25
+    width: int,
+    height: int,
+    seconds: float,
+    faces: Sequence[FaceSpec],
+    fps: int = 25,
+    people: Sequence[PersonSprite] = (),
 ) -> tuple[Scene, Iterator[np.ndarray]]:
     """render_scene's frames with their index stamped in (the stamp area holds no face)."""
     scene, frames = render_scene(
-        width=width, height=height, fps=fps, seconds=seconds, faces=faces, pillar=None
+        width=width,
+        height=height,
+        fps=fps,
+        seconds=seconds,
+        faces=faces,
+        person_sprites=people,
+        pillar=None,
     )
 
     def stamped() -> Iterator[np.ndarray]:
@@ -83,10 +101,11 @@ def write_camera_clip(
     faces: Sequence[FaceSpec],
     fps: int = 25,
     gop: int | None = None,
+    people: Sequence[PersonSprite] = (),
 ) -> Scene:
     """The stamped scene as H.264 (with B-frames, as x264 makes them by default); `gop`:
     a keyframe every so many frames, as a camera sets it (None: x264's default, 250)."""
-    scene, frames = stamped_scene(width, height, seconds, faces, fps)
+    scene, frames = stamped_scene(width, height, seconds, faces, fps, people)
     if gop is None:
         write_frames(path, frames, fps=fps, size=(width, height), crf=20)
         return scene
@@ -154,6 +173,7 @@ class Viewer:
     port: int = field(default_factory=free_port)
     keep_images: bool = True
     decode: bool = True  # False: count packets only (no stamp), to spare the CPU
+    stamps_only: bool = False  # read the stamp from the luma plane (no colour conversion)
     frames: list[Received] = field(default_factory=list)
     error: str = ""
     _thread: threading.Thread | None = None
@@ -182,6 +202,9 @@ class Viewer:
                             self.frames.append(Received(-1, time.monotonic(), None))
                     return
                 for frame in container.decode(video=0):
+                    if self.stamps_only:
+                        self.frames.append(Received(read_luma_stamp(frame), time.monotonic(), None))
+                        continue
                     image: Any = frame.to_ndarray(format="bgr24")
                     self.frames.append(
                         Received(

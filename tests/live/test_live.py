@@ -37,8 +37,9 @@ from privmask.daemon.live.camera import (
     LiveSegment,
     LiveSettings,
 )
-from privmask.daemon.pipeline.online import CausalMasker, OnlineTracker
-from privmask.daemon.pipeline.setup import load_detectors
+from privmask.daemon.pipeline.detection import FrameDetector, load_detectors
+from privmask.daemon.pipeline.geometry import FrameGeometry
+from privmask.daemon.pipeline.online import CausalMasker, OnlineTracker, detect_here
 from privmask.daemon.pipeline.tracker import TrackerSettings
 from privmask.daemon.testing import FaceSpec, Scene, is_masked
 from privmask.rules.plan import RedactionPlan, Region, TargetPlan
@@ -104,7 +105,7 @@ def live_run(
     viewer.join(5)
     assert ended, status
     segments = sorted(folder.glob("*.mp4"))
-    return LiveRun(scene, viewer, segments, hooked, hashes, status, 20)
+    return LiveRun(scene, viewer, segments, hooked, hashes, status, 50)
 
 
 def test_published_stream_has_every_face_masked(live_run: LiveRun) -> None:
@@ -132,7 +133,8 @@ def test_status_counts_and_bounded_buffer(live_run: LiveRun) -> None:
     status = live_run.status
     assert status.frames_in == status.frames_out == round(SECONDS * 25)
     assert status.connects == 1 and status.detections == round(SECONDS * 25 / 3 + 0.5)
-    assert 0 < status.max_buffered <= live_run.delay  # 0.8 s at 25 fps
+    # 2 s at 25 fps, and up to 2 s more while detections are pending (the shared worker)
+    assert live_run.delay <= status.max_buffered <= live_run.delay + 50
     assert "hunter2" not in repr(status) and "admin" not in status.url
 
 
@@ -318,8 +320,9 @@ def test_bad_url_backs_off_then_reports_offline_without_raising(
 
 
 def test_delay_buffer_stays_bounded_over_a_long_run(models_dir: Path) -> None:
-    detectors = load_detectors(PLAN, models_dir)
-    masker = CausalMasker(PLAN, detectors, 320, 240, Fraction(25), delay_s=0.6)
+    detector = FrameDetector(load_detectors(PLAN, models_dir))
+    detect = detect_here(detector, FrameGeometry(320, 240))
+    masker = CausalMasker(PLAN, detect, 320, 240, Fraction(25), delay_s=0.6)
     assert masker.delay == 15
     image = np.full((240, 320, 3), 128, np.uint8)
     out = 0
@@ -334,13 +337,17 @@ def test_delay_buffer_stays_bounded_over_a_long_run(models_dir: Path) -> None:
         assert len(masker.tracker.sightings) <= (masker.tracker.history + masker.delay) // 3 + 2
     assert masker.max_buffered == masker.delay and out == 3000 - masker.delay
     assert sum(1 for _ in masker.flush()) == masker.delay and masker.buffered == 0
+    detector.close()
 
 
 def test_masker_refuses_a_frame_of_another_size(models_dir: Path) -> None:
     # a camera that switches to a larger picture: boxes found at 320x240 must never be
     # drawn into a 640x480 frame (they would cover the wrong place, or a quarter of it)
     plan = RedactionPlan(targets=(TargetPlan("face"),), regions=(Region.parse("0,0,0.5,1"),))
-    masker = CausalMasker(plan, load_detectors(plan, models_dir), 320, 240, Fraction(25), 0.2)
+    detector = FrameDetector(load_detectors(plan, models_dir))
+    masker = CausalMasker(
+        plan, detect_here(detector, FrameGeometry(320, 240)), 320, 240, Fraction(25), 0.2
+    )
     small = np.full((240, 320, 3), 128, np.uint8)
     held = []
     for index in range(3):
@@ -356,6 +363,7 @@ def test_masker_refuses_a_frame_of_another_size(models_dir: Path) -> None:
     out = held + [ready.frame for ready in masker.flush()]
     assert [(f.width, f.height) for f in out] == [(320, 240)] * 3
     assert all(f.to_ndarray(format="bgr24")[:, :150].max() <= 24 for f in out)
+    detector.close()
 
 
 def _sightings(frames: Iterator[int], x: float) -> Iterator[tuple[int, Detections]]:

@@ -1,0 +1,74 @@
+"""Live, on the shared real clips: a mask follows a target the detector saw once, and stays
+on people entering or leaving at a frame edge until they are wholly outside, as offline.
+
+The cases are those of tests/pipeline/test_masks_follow_motion.py
+(`privmask.daemon.testing.edges`), streamed through a real camera (gst-rtsp-server playing
+the excerpt) to a real RTSP server (FFmpeg listen mode), masked by `LiveCamera` as the
+daemon runs it. Every frame arrives, in order, so the i-th frame received is the excerpt's
+i-th.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from peers import CameraServer, Viewer, wait_for
+
+from privmask.daemon.live.camera import LiveCamera, LiveOutputs, LiveSettings
+from privmask.daemon.testing import read_frames
+from privmask.daemon.testing.edges import (
+    PEOPLE_AT_EDGES,
+    PEOPLE_CLIP,
+    PLATE_CLIP,
+    PLATE_EXCERPT,
+    excerpt,
+    unmasked_people,
+    unmasked_plates,
+)
+from privmask.rules.plan import RedactionPlan, TargetPlan
+
+pytestmark = pytest.mark.slow
+
+FAST = LiveSettings(backoff_initial_s=0.2, backoff_max_s=1.0)
+
+
+def stream_live(clip: Path, plan: RedactionPlan, models_dir: Path) -> list[np.ndarray]:
+    """The clip played by a camera and masked live; the masked frames as a viewer gets them."""
+    viewer = Viewer().start()
+    with CameraServer(clip) as server:
+        camera = LiveCamera(server.url, plan, LiveOutputs(viewer.url), FAST, models_dir)
+        camera.start()
+        ended = wait_for(lambda: camera.status.failures >= 1, timeout_s=60)  # the clip ended
+        status = camera.status
+        camera.stop()
+    viewer.join(5)
+    assert ended and not viewer.error, (status, viewer.error)
+    return [r.image for r in viewer.frames if r.image is not None]
+
+
+@pytest.mark.parametrize("case", sorted(PEOPLE_AT_EDGES))
+def test_live_people_at_an_edge_stay_masked_until_wholly_outside(
+    case: str, media_dir: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    first, last, _, _ = PEOPLE_AT_EDGES[case]
+    clip = excerpt(media_dir / PEOPLE_CLIP, tmp_path / "in.mp4", first, last)
+    plan = RedactionPlan(targets=(TargetPlan("face"), TargetPlan("person")))
+    after = stream_live(clip, plan, models_dir)
+    before = list(read_frames(clip))
+    assert len(after) == len(before)
+    assert unmasked_people(case, before, after) == []
+
+
+def test_live_plate_seen_once_stays_masked_while_the_car_drives_on(
+    media_dir: Path, models_dir: Path, tmp_path: Path
+) -> None:
+    # the excerpt keeps the detector's phase (every third frame from 0)
+    clip = excerpt(media_dir / PLATE_CLIP, tmp_path / "in.mp4", *PLATE_EXCERPT)
+    after = stream_live(clip, RedactionPlan(targets=(TargetPlan("plate"),)), models_dir)
+    before = list(read_frames(clip))
+    assert len(after) == len(before)
+    shown, judged = unmasked_plates(before, after, models_dir)
+    assert judged >= 20  # the referee sees the plate on nearly every frame
+    assert shown == []
