@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from privmask.adapters.validate import Limits
+from privmask.daemon.review.settings import ReviewSpec
 from privmask.daemon.timezones import host_timezone, zone_named
 from privmask.rules import yamlfile
 from privmask.rules.base import StrictModel
@@ -221,6 +222,11 @@ class ConfigFile(StrictModel):
         "`times` and `dates` on recording times as this clock shows them, and package names "
         "carry them; none: the host's zone (`$TZ`, else `/etc/localtime`)",
     )
+    review: ReviewSpec | None = Field(
+        default=None,
+        description="the review page, where reviewers log in to decide on clips held for "
+        "review (`privmask review serve`); none: its defaults",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -265,6 +271,7 @@ class Config:
     retention_days: int | None  # escrow and quarantine copies; None: kept
     signing_key: SecretSource | None  # None: state/signing.key, generated once
     audit_checkpoint_every: int
+    review: ReviewSpec | None = None  # the review page's settings; None: not served
 
     @property
     def intake_limits(self) -> Limits:
@@ -348,6 +355,7 @@ def load_config(
         retention_days=raw.escrow.retention_days,
         signing_key=raw.signing_key.to_source() if raw.signing_key is not None else None,
         audit_checkpoint_every=raw.audit_checkpoint_every,
+        review=raw.review,
     )
     _check_nesting(config)
     return config

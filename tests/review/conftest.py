@@ -1,0 +1,134 @@
+"""The review page's fixtures: a reviewers' file, the real server on a free loopback port
+(its clock turned by the test, so that expiry needs no waiting), the `privmask` command
+in a subprocess, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from privmask.daemon.review import users
+from privmask.daemon.review.guard import LOOPBACK_HOSTS
+from privmask.daemon.review.queue import NoReviewQueue, ReviewQueue
+from privmask.daemon.review.server import ServerThread, bind
+from privmask.daemon.review.web import ReviewSettings, create_app
+
+NAME, PASSWORD = "alice", "correct horse battery staple"
+CHROMIUM = Path("/usr/bin/chromium")
+IDLE_SECONDS, MAX_SECONDS = 60.0, 600.0
+# `privmask` with the review command, whether or not the command table lists it yet
+_CLI = """
+import sys
+from privmask.daemon import cli
+from privmask.daemon.cli import review
+if review not in cli.COMMANDS:
+    cli.COMMANDS = (*cli.COMMANDS, review)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def privmask(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _CLI, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class Clock:
+    """The server's clock, turned by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Server:
+    url: str
+    clock: Clock
+    users: Path
+
+
+@pytest.fixture
+def users_file(tmp_path: Path) -> Path:
+    path = tmp_path / "reviewers"
+    users.add_user(path, NAME, PASSWORD)
+    return path
+
+
+@contextmanager
+def serving(users_file: Path, queue: ReviewQueue | None = None) -> Iterator[Server]:
+    """The review page on a free loopback port, for the length of the block."""
+    clock = Clock()
+    settings = ReviewSettings(
+        users=users_file,
+        idle_seconds=IDLE_SECONDS,
+        max_seconds=MAX_SECONDS,
+        allowed_hosts=LOOPBACK_HOSTS,
+        queue=queue or NoReviewQueue(),
+        clock=clock,
+    )
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    thread = ServerThread(create_app(settings), sock)
+    thread.start()
+    try:
+        yield Server(f"http://127.0.0.1:{port}", clock, users_file)
+    finally:
+        thread.stop()
+
+
+@pytest.fixture
+def server(users_file: Path) -> Iterator[Server]:
+    with serving(users_file) as running:
+        yield running
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "no CSRF token in the page"
+    return found[1]
+
+
+def log_in(client: httpx.Client, name: str = NAME, password: str = PASSWORD) -> httpx.Response:
+    """The login form filled in as a browser would: its page first, then the POST."""
+    token = csrf_token(client.get("/login").text)
+    form = {"csrf_token": token, "name": name, "password": password}
+    return client.post("/login", data=form)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium: Playwright never downloads a browser here."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} not found; scripts/setup installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
