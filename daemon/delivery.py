@@ -210,7 +210,7 @@ def manifest(
         "models": report["models"] if report else (models or []),
         "masked": report["totals"] if report else (masked or {"frames": None}),
         "tracks": [
-            {k: t[k] for k in ("id", "class", "masked_from", "masked_to", "masked")}
+            {k: t[k] for k in ("id", "subject", "class", "masked_from", "masked_to", "masked")}
             for t in report["tracks"]
         ]
         if report

@@ -159,20 +159,24 @@ class TargetPlan:
 
 @dataclass(frozen=True)
 class TrackSelection:
-    """Which tracks are masked: all, all except `tracks`, or only `tracks`."""
+    """Which subjects are masked: all, all except `subjects`, or only `subjects`.
+
+    Ids are subject ids of an analysis (`privmask analyze`): a person's face and body are
+    one subject, numbered from the detections alone, so mask settings never change them.
+    """
 
     mode: str = "all"
-    tracks: frozenset[int] = frozenset()
+    subjects: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         if self.mode not in ("all", "except", "only"):
             raise PlanError(f"selection mode must be all, except or only, got {self.mode!r}")
 
-    def masks(self, track_id: int) -> bool:
+    def masks(self, subject_id: int) -> bool:
         if self.mode == "except":
-            return track_id not in self.tracks
+            return subject_id not in self.subjects
         if self.mode == "only":
-            return track_id in self.tracks
+            return subject_id in self.subjects
         return True
 
 

@@ -189,7 +189,7 @@ def compile_plan(rule: Rule) -> RedactionPlan:
             )
             for name, spec in rule.targets.items()
         )
-        selection = TrackSelection(rule.selection.mode, frozenset(rule.selection.tracks))
+        selection = TrackSelection(rule.selection.mode, frozenset(rule.selection.ids))
         regions = tuple(spec.to_region() for spec in rule.regions)
         return RedactionPlan(targets=targets, regions=regions, selection=selection)
     except PlanError as exc:
@@ -250,6 +250,15 @@ def _warnings(located: list[Located], placed: list[PlacedRule]) -> list[Problem]
             warnings.append(
                 file.problem(
                     ["rules", rule.index], f"rule {rule.rule.name} masks nothing", warning=True
+                )
+            )
+        if rule.rule.selection.tracks:
+            warnings.append(
+                file.problem(
+                    ["rules", rule.index, "selection", "tracks"],
+                    f"rule {rule.rule.name}: `tracks` is deprecated; it is read as subject "
+                    "ids (`privmask analyze`); write `subjects`",
+                    warning=True,
                 )
             )
         winner = best[rule.rule.match.model_dump_json()]

@@ -115,23 +115,34 @@ class Targets(StrictModel):
 
 
 class Selection(StrictModel):
-    """Which tracked targets are masked at export (track ids from an analysis run's report)."""
+    """Which subjects are masked at export, by the subject ids of an analysis."""
 
     mode: Literal["all", "except", "only"] = Field(
-        default="all", description="mask all targets, all but the listed, or only the listed"
+        default="all", description="mask all subjects, all but the listed, or only the listed"
+    )
+    subjects: list[int] = Field(
+        default_factory=list,
+        description="subject ids of `privmask analyze` (a person's face and body are one "
+        "subject); required with `except` and `only`, forbidden with `all`",
     )
     tracks: list[int] = Field(
         default_factory=list,
-        description="track ids of an analysis run's report; required with `except` and "
-        "`only`, forbidden with `all`",
+        description="deprecated: the old name of `subjects`, read as subject ids",
     )
 
+    @property
+    def ids(self) -> list[int]:
+        """The subject ids listed, under either name."""
+        return self.subjects or self.tracks
+
     @model_validator(mode="after")
-    def _tracks_given(self) -> Selection:
-        if self.mode != "all" and not self.tracks:
-            raise ValueError(f"mode '{self.mode}' needs a list of tracks")
-        if self.mode == "all" and self.tracks:
-            raise ValueError("tracks are listed but mode is 'all'; use 'except' or 'only'")
+    def _subjects_given(self) -> Selection:
+        if self.subjects and self.tracks:
+            raise ValueError("give `subjects` only (`tracks` is its old name)")
+        if self.mode != "all" and not self.ids:
+            raise ValueError(f"mode '{self.mode}' needs a list of subjects")
+        if self.mode == "all" and self.ids:
+            raise ValueError("subjects are listed but mode is 'all'; use 'except' or 'only'")
         return self
 
 
@@ -247,7 +258,8 @@ class Rule(StrictModel):
     style: MaskStyle = Field(default=MaskStyle.BLUR, description="default style of its targets")
     shape: MaskShape = Field(default=MaskShape.BOX, description="default shape of its targets")
     selection: Selection = Field(
-        default_factory=Selection, description="which tracked targets are masked at export"
+        default_factory=Selection,
+        description="which subjects (ids of an analysis) are masked at export",
     )
     output: Output = Field(
         default_factory=Output, description="where results go and how they are protected"

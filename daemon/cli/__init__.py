@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from privmask.daemon import __version__
 from privmask.daemon.cli import (
+    analyze,
     audit,
     cameras,
     demo,
@@ -25,13 +26,28 @@ from privmask.daemon.cli import (
     quarantine,
     redact,
     reveal,
+    review,
     rules,
     run,
     verify,
 )
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
 
-COMMANDS = (redact, demo, run, quarantine, cameras, models, rules, reveal, audit, keys, verify)
+COMMANDS = (
+    redact,
+    analyze,
+    demo,
+    run,
+    quarantine,
+    cameras,
+    models,
+    rules,
+    reveal,
+    audit,
+    keys,
+    verify,
+    review,
+)
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # privmask's own hidden temporary names (adapters/files.temporary_name): an error names
 # the file the user asked for, not the temporary one it was being written under
@@ -51,6 +67,7 @@ USER_ERRORS = (
     ("privmask.daemon.custody.audit", "AuditError"),
     ("privmask.adapters.minisign", "SignatureError"),
     ("privmask.daemon.custody.reveal", "RevealError"),
+    ("privmask.daemon.pipeline.analysis", "AnalysisError"),
 )
 
 

@@ -1,11 +1,15 @@
-"""`privmask redact`: redact one clip, with what to mask from flags or from rule files."""
+"""`privmask redact`: redact one clip, with what to mask from flags or from rule files;
+with `--analysis DIR`, the tracks of a `privmask analyze` folder, keeping some subjects
+visible (`--keep-visible`) or masking only some (`--mask-only`)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from privmask.adapters.video import PRESETS, EncoderSettings
 from privmask.daemon.cli import options
@@ -19,8 +23,12 @@ from privmask.rules.plan import (
     RedactionPlan,
     Region,
     TargetPlan,
+    TrackSelection,
     parse_enum,
 )
+
+if TYPE_CHECKING:  # the engine is imported when a redaction runs
+    from privmask.daemon.pipeline.analysis import Analysis
 
 # the containers OUTPUT may name (FFmpeg picks the format from the suffix)
 CONTAINERS = (".mp4", ".mov", ".mkv")
@@ -96,6 +104,18 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "container's creation time, a vendor export name, else the file's modification time, "
         "on the host's clock)",
     )
+    chosen = redact.add_argument_group("who stays visible (ids of privmask analyze)")
+    chosen.add_argument(
+        "--analysis",
+        type=Path,
+        metavar="DIR",
+        help="mask the subjects of this analysis of INPUT, without detecting again",
+    )
+    only_one = chosen.add_mutually_exclusive_group()
+    only_one.add_argument(
+        "--keep-visible", metavar="IDS", help="comma list of subject ids left unmasked"
+    )
+    only_one.add_argument("--mask-only", metavar="IDS", help="comma list of subject ids masked")
     redact.add_argument("--report", type=Path, metavar="FILE.json", help="write a JSON report")
     redact.add_argument(
         "--force", action="store_true", help="replace an OUTPUT or report that exists already"
@@ -170,17 +190,105 @@ def plan_from_rules(args: argparse.Namespace) -> RedactionPlan:
 
 
 def run_redact(args: argparse.Namespace) -> int:
+    analysis: Analysis | None = None
     try:
-        plan = plan_from_rules(args) if args.rules else plan_from_flags(args)
+        if args.analysis is not None:
+            analysis = _read_analysis(args.analysis)
+            plan = plan_from_rules(args) if args.rules else plan_from_analysis(args, analysis)
+        else:
+            plan = plan_from_rules(args) if args.rules else plan_from_flags(args)
+        plan = _with_selection(plan, args)
         codec = {"h264": "libx264", "h265": "libx265"}[args.codec]
         encoder = EncoderSettings(codec=codec, crf=args.crf, preset=args.preset)
     except (PlanError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     _check_paths(args.input, args.output, args.report, args.force)
+    if analysis is not None:
+        _check_analysis(analysis, args.analysis, args.input, plan)
     redact_clip(
-        args.input, args.output, plan, encoder, args.models, args.report, args.quiet, args.force
-    )
+        args.input, args.output, plan, encoder, args.models, args.report, args.quiet, args.force,
+        analysis,
+    )  # fmt: skip
     return EXIT_OK
+
+
+# detection settings: with --analysis, the analysis says them
+DETECTION_FLAGS = ("detect", "min_score", "face_model", "person_model", "detect_every")
+
+
+def _read_analysis(folder: Path) -> Analysis:
+    from privmask.daemon.pipeline.analysis import AnalysisError, read
+
+    try:
+        return read(folder)
+    except AnalysisError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def plan_from_analysis(args: argparse.Namespace, analysis: Analysis) -> RedactionPlan:
+    """The flags' plan for the classes, models and detection settings of `analysis`."""
+    from privmask.adapters import models
+
+    given = [f"--{f.replace('_', '-')}" for f in DETECTION_FLAGS if getattr(args, f) is not None]
+    if given:
+        raise UsageError(f"with --analysis, the analysis says what was detected; drop {given[0]}")
+    detection = analysis.detection
+    chosen: dict[str, str] = {}
+    for entry in detection["models"]:
+        try:
+            chosen[f"{models.spec_for(entry['name']).detects.label}_model"] = entry["name"]
+        except models.ModelError as exc:
+            raise UsageError(f"{args.analysis}: {exc}") from None
+    classes = ",".join(detection["classes"]) or "none"
+    flags = {**vars(args), "detect": classes, **chosen, "detect_every": detection["detect_every"]}
+    plan = plan_from_flags(argparse.Namespace(**flags))
+    targets = tuple(
+        dataclasses.replace(t, min_score=detection["min_score"].get(t.target)) for t in plan.targets
+    )
+    return dataclasses.replace(plan, targets=targets)
+
+
+def _with_selection(plan: RedactionPlan, args: argparse.Namespace) -> RedactionPlan:
+    """The plan with --keep-visible or --mask-only as its selection (over a rule's)."""
+    keep = args.keep_visible is not None
+    text, mode = (args.keep_visible, "except") if keep else (args.mask_only, "only")
+    if text is None:
+        return plan
+    option = "--keep-visible" if mode == "except" else "--mask-only"
+    if args.analysis is None:
+        raise UsageError(f"{option} needs --analysis DIR: the ids are those its sheet shows")
+    return dataclasses.replace(plan, selection=TrackSelection(mode, parse_ids(text, option)))
+
+
+def parse_ids(text: str, option: str) -> frozenset[int]:
+    try:
+        ids = frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"{option} takes subject ids, e.g. 3,7; got {text!r}") from None
+    if not ids or min(ids) < 1:
+        raise UsageError(f"{option} takes subject ids (1 and up), e.g. 3,7; got {text!r}")
+    return ids
+
+
+def _check_analysis(analysis: Analysis, folder: Path, source: Path, plan: RedactionPlan) -> None:
+    """Refuse an analysis of another clip, models or settings, or unknown ids, before work."""
+    from privmask.daemon.pipeline.analysis import (
+        AnalysisError,
+        check_ids,
+        check_usable,
+        detection_settings,
+        sha256_of,
+    )
+    from privmask.daemon.pipeline.setup import model_list
+
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file")
+    try:
+        detection = detection_settings(plan, model_list(plan))
+        check_usable(analysis, sha256_of(source), detection, folder)
+        check_ids(analysis, plan.selection.subjects, folder)
+    except (AnalysisError, PlanError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def redact_clip(
@@ -192,17 +300,23 @@ def redact_clip(
     report: Path | None,
     quiet: bool,
     overwrite: bool,
+    analysis: Analysis | None = None,
 ) -> None:
     """Redact with a progress bar on a terminal, then say in one line what was masked.
-    `overwrite`: replace an OUTPUT or report that exists (or appears while we work)."""
+    `overwrite`: replace an OUTPUT or report that exists (or appears while we work);
+    `analysis`: its tracks, checked for this clip, instead of detecting."""
     from privmask.daemon.cli.progress import progress_bar
     from privmask.daemon.pipeline.offline import redact
 
     with progress_bar(enabled=not quiet and sys.stderr.isatty()) as progress:
-        result = redact(source, output, plan, encoder, models_dir, progress, report, overwrite)
-    masked = sum(plan.selection.masks(t.track_id) for t in result.tracks)
+        result = redact(
+            source, output, plan, encoder, models_dir, progress, report, overwrite, analysis
+        )
+    masked = sum(plan.selection.masks(s.subject_id) for s in result.subjects)
+    kept = len(result.subjects) - masked
+    visible = f" ({kept} kept visible)" if kept else ""
     print(
-        f"{output}: {result.frames} frames, {masked} tracked targets masked, "
+        f"{output}: {result.frames} frames, {masked} subjects masked{visible}, "
         f"{result.masked_area:.1%} of the picture masked on average",
         file=sys.stderr,
     )

@@ -25,8 +25,9 @@ in the audit log with your login, the requester, the reason and what was asked f
 cannot be recorded, nothing is revealed. A wrong identity is refused and recorded as
 refused. The file is written with mode 600 and never replaces an existing one.
 
---keep-visible 3,7 gives the original with everyone masked except those tracks, by the
-ids in the package's manifest.json ("tracks"), using the job's own rule. --from/--to cut a
+--keep-visible 3,7 gives the original with everyone masked except those subjects (a
+person's face and body are one), by the "subject" ids in the package's manifest.json
+("tracks"), using the job's own rule. --from/--to cut a
 time range without re-encoding: the cut starts at the keyframe at or before --from (often
 up to a few seconds earlier), and ends at --to (a frame or two later where the video
 needs it to decode); the cut comes last, after any masking.
@@ -73,7 +74,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument("--to", dest="end", metavar="T", help="end of the range, as --from")
     parser.add_argument(
         "--keep-visible", metavar="ID,...",
-        help="mask everyone except these track ids (the manifest's tracks)",
+        help="mask everyone except these subjects (the manifest's tracks name their subject)",
     )  # fmt: skip
     options.add_models(parser)
     options.add_config(parser)
@@ -109,18 +110,18 @@ def _request(args: argparse.Namespace) -> RevealRequest:
         out=args.out,
         requester=args.requester,
         span=span,
-        keep_visible=parse_tracks(args.keep_visible) if args.keep_visible is not None else None,
+        keep_visible=parse_ids(args.keep_visible) if args.keep_visible is not None else None,
         models=args.models,
     )
 
 
-def parse_tracks(text: str) -> frozenset[int]:
+def parse_ids(text: str) -> frozenset[int]:
     """`3,7` -> {3, 7}; anything else is a wrong command line."""
     parts = [p.strip() for p in text.split(",")]
     if not parts or not all(p.isdigit() for p in parts):
         raise UsageError(
-            f"--keep-visible {text!r}: give track ids separated by commas, as the manifest's "
-            "tracks list them (e.g. 3,7)"
+            f"--keep-visible {text!r}: give subject ids separated by commas, as the manifest's "
+            "tracks name them (e.g. 3,7)"
         )
     return frozenset(int(p) for p in parts)
 

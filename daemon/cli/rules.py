@@ -96,7 +96,7 @@ def explain(args: argparse.Namespace) -> int:
         name = region.name or "(unnamed)"
         print(f"  region {name}: {region.style.value}, {len(region.points)} points")
     if plan.selection.mode != "all":
-        print(f"  tracks: {plan.selection.mode} {sorted(plan.selection.tracks)}")
+        print(f"  subjects: {plan.selection.mode} {sorted(plan.selection.subjects)}")
     output = decision.output
     if output.destination:
         print(f"  output: {output.destination}/{output.name_template}")

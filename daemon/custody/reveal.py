@@ -253,17 +253,17 @@ def _decrypt(config: Config, copy: EscrowCopy, identities: list[age.Identity], t
 
 
 def _mask(source: Path, target: Path, plan: RedactionPlan, models: str | None) -> Path:
-    """Redact `source` again, all but the kept tracks; a kept id the redaction did not find
-    fails the reveal (an id from another job, or a manifest that does not fit)."""
+    """Redact `source` again, all but the kept subjects; a kept id the redaction did not
+    find fails the reveal (an id from another job, or a manifest that does not fit)."""
     from privmask.daemon.pipeline.offline import redact  # the engine: only when masking
 
     result = redact(source, target, plan, models_dir=models)
-    found = {track.track_id for track in result.tracks}
-    unknown = sorted(plan.selection.tracks - found)
+    found = {subject.subject_id for subject in result.subjects}
+    unknown = sorted(plan.selection.subjects - found)
     if unknown:
         raise RevealError(
-            f"--keep-visible: track {', '.join(map(str, unknown))} is not among this job's "
-            f"tracks ({', '.join(map(str, sorted(found))) or 'none'}); nothing was revealed"
+            f"--keep-visible: subject {', '.join(map(str, unknown))} is not among this job's "
+            f"subjects ({', '.join(map(str, sorted(found))) or 'none'}); nothing was revealed"
         )
     return target
 

@@ -1,4 +1,5 @@
-"""The JSON report of one redaction: every track, and totals a reviewer checks first."""
+"""The JSON report of one redaction: every track and subject, and totals a reviewer checks
+first."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from privmask.adapters.detections import TargetClass
 from privmask.adapters.video import VideoInfo
 from privmask.daemon import __version__
+from privmask.daemon.pipeline.subjects import Subject
 from privmask.daemon.pipeline.tracker import Dropped, Track, TrackerSettings, span
 from privmask.rules.plan import RedactionPlan
 
@@ -25,6 +27,14 @@ class Redaction:
     masked_area: float  # mean fraction of the frame area masked
     models: tuple[tuple[str, str], ...]  # (registry name, sha256)
     dropped: tuple[Dropped, ...] = ()  # tracks judged false detections, not masked
+    subjects: tuple[Subject, ...] = ()  # the tracks as people (face and body) and targets
+
+    def subject_of(self, track: Track) -> int:
+        """The id of the subject a track belongs to (a selection names subjects)."""
+        for subject in self.subjects:
+            if any(t.track_id == track.track_id for t in subject.tracks):
+                return subject.subject_id
+        return track.track_id
 
     def dropped_by_reason(self) -> dict[str, int]:
         """How many tracks were not masked, by reason (see `tracker.Dropped`)."""
@@ -40,9 +50,10 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
             {
                 "id": track.track_id,
                 "class": track.target.label,
+                "subject": redaction.subject_of(track),
                 "first_frame": track.frames[0],
                 "last_frame": track.frames[-1],
-                "masked": plan.selection.masks(track.track_id),
+                "masked": plan.selection.masks(redaction.subject_of(track)),
                 "masked_from": masked_from,
                 "masked_to": min(last_frame, masked_to),
                 "sightings": len(track.frames),
@@ -73,14 +84,16 @@ def build_report(redaction: Redaction, plan: RedactionPlan) -> dict[str, Any]:
             "detect_every": plan.detect_every,
             "hold_seconds": plan.hold_seconds,
             "fill_seconds": plan.fill_seconds,
-            "selection": {"mode": plan.selection.mode, "tracks": sorted(plan.selection.tracks)},
+            "selection": {"mode": plan.selection.mode, "subjects": sorted(plan.selection.subjects)},
         },
         "models": [{"name": name, "sha256": digest} for name, digest in redaction.models],
+        "subjects": [s.summary() for s in redaction.subjects],
         "tracks": tracks,
-        "dropped": [_dropped(d) for d in redaction.dropped],
+        "dropped": [dropped_summary(d) for d in redaction.dropped],
         "totals": {
             "frames": redaction.frames,
             "tracks": len(tracks),
+            "subjects": len(redaction.subjects),
             "tracks_by_class": dict(sorted(counts.items())),
             "masked_area_mean": round(redaction.masked_area, 4),
             "dropped_tracks": len(redaction.dropped),
@@ -96,7 +109,7 @@ DROP_REASONS = {
 }
 
 
-def _dropped(dropped: Dropped) -> dict[str, Any]:
+def dropped_summary(dropped: Dropped) -> dict[str, Any]:
     return {
         "class": dropped.target.label,
         "reason": dropped.reason,

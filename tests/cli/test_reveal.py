@@ -218,10 +218,10 @@ def _masked_share(target_boxes: Any, original: list[Any], output: list[Any]) -> 
 
 
 @slow
-def test_keep_visible_unmasks_exactly_the_named_track(site: Site, tmp_path: Path) -> None:
+def test_keep_visible_unmasks_exactly_the_named_subject(site: Site, tmp_path: Path) -> None:
     faces = [t for t in site.manifest["tracks"] if t["class"] == "face"]
-    early = [t["id"] for t in faces if t["masked_from"] < 15]  # the face there from frame 0
-    late = [t["id"] for t in faces if t["masked_from"] >= 15]
+    early = [t["subject"] for t in faces if t["masked_from"] < 15]  # the face there from frame 0
+    late = [t["subject"] for t in faces if t["masked_from"] >= 15]
     assert len(early) == 1 and late, faces
     out = tmp_path / "selective.mp4"
 

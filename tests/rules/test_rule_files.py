@@ -148,7 +148,7 @@ def test_night_window_spans_midnight_and_equal_times_mean_all_day() -> None:
         ("version: 1\nrules:\n  - name: a\n    regions: [{units: pixels, resolution: [640, 360], points: [[0, 0], [700, 10]]}]\n",
          "a point lies outside the 640x360 resolution"),
         ("version: 1\nrules:\n  - name: a\n    selection: {mode: only}\n",
-         "site.yaml:4:5: error: rules.0.selection: mode 'only' needs a list of tracks"),
+         "site.yaml:4:5: error: rules.0.selection: mode 'only' needs a list of subjects"),
         ("version: 1\nrules:\n  - name: a\n    output: {password: {file: /a, env: B}}\n",
          "rules.0.output.password: give exactly one of file, env or credential"),
         ("version: 1\nrules:\n  - name: a\n    output: {password: hunter2}\n",
