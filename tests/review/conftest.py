@@ -24,20 +24,11 @@ from privmask.daemon.review.web import ReviewSettings, create_app
 NAME, PASSWORD = "alice", "correct horse battery staple"
 CHROMIUM = Path("/usr/bin/chromium")
 IDLE_SECONDS, MAX_SECONDS = 60.0, 600.0
-# `privmask` with the review command, whether or not the command table lists it yet
-_CLI = """
-import sys
-from privmask.daemon import cli
-from privmask.daemon.cli import review
-if review not in cli.COMMANDS:
-    cli.COMMANDS = (*cli.COMMANDS, review)
-sys.exit(cli.main(sys.argv[1:]))
-"""
 
 
 def privmask(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", _CLI, *map(str, args)],
+        [sys.executable, "-m", "privmask.daemon.cli", *map(str, args)],
         input=stdin,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ import pytest
 from privmask.daemon.config import ConfigError, load_config
 from privmask.daemon.review import users
 
-from conftest import _CLI, NAME, PASSWORD, privmask
+from conftest import NAME, PASSWORD, privmask
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ def test_serve_answers_on_the_configured_address_until_terminated(
         f"review: {{listen: '127.0.0.1:{port}', users: {users_file}, session_idle_minutes: 5}}\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", _CLI, "review", "serve", "--config", str(config)],
+        [sys.executable, "-m", "privmask.daemon.cli", "review", "serve", "--config", str(config)],
         stderr=subprocess.PIPE,
         text=True,
     )

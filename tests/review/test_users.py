@@ -13,7 +13,9 @@ from pathlib import Path
 
 from privmask.daemon.review import users
 
-from conftest import _CLI, privmask
+from conftest import privmask
+
+PRIVMASK = [sys.executable, "-m", "privmask.daemon.cli"]
 
 PASSWORD = "a long enough secret"
 
@@ -89,7 +91,7 @@ def test_bad_names_and_short_passwords_are_usage_errors_that_change_nothing(
 def test_without_a_terminal_the_password_is_not_read_from_a_pipe(tmp_path: Path) -> None:
     path = tmp_path / "reviewers"
     done = subprocess.run(
-        [sys.executable, "-c", _CLI, "review", "add-user", "alice", "--users", str(path)],
+        [*PRIVMASK, "review", "add-user", "alice", "--users", str(path)],
         input=PASSWORD + "\n",
         capture_output=True,
         text=True,
@@ -107,7 +109,7 @@ def test_password_typed_on_a_terminal_is_not_echoed(tmp_path: Path) -> None:
     if pid == 0:  # the child: privmask on a real terminal
         os.execv(
             sys.executable,
-            [sys.executable, "-c", _CLI, "review", "add-user", "alice", "--users", str(path)],
+            [*PRIVMASK, "review", "add-user", "alice", "--users", str(path)],
         )
     screen = _answer(fd, [b"password for alice: ", b"again: "], PASSWORD)
     _, status = os.waitpid(pid, 0)
