@@ -130,6 +130,24 @@ class Daemon:
         return [p for p in self.outbox.rglob("*") if p.name.startswith(".")]
 
 
+PRIVMASK = [sys.executable, "-m", "privmask.daemon.cli"]
+
+
+def privmask(
+    *args: object, models: Path | None = None, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`privmask ARGS` as a user runs it (with `models`: PRIVMASK_MODELS set to it)."""
+    env = {**os.environ, **({"PRIVMASK_MODELS": str(models)} if models else {})}
+    return subprocess.run(
+        [*PRIVMASK, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
 def run_cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """One `privmask COMMAND --config CONFIG` in its own session; killed with its children
     (a daemon's workers too) if it runs past `timeout`."""

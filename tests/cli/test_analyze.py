@@ -4,28 +4,17 @@ code 2, and nothing written. A small real clip with one face is analysed once.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from privmask.daemon.testing import FaceSpec, write_scene
 
+from harness import privmask
+
 ONE_FACE = (FaceSpec("a", 48, (0.5, 0.5), (1.0, 0.0)),)
-
-
-def privmask(*args: object, models: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **({"PRIVMASK_MODELS": str(models)} if models else {})}
-    return subprocess.run(
-        [sys.executable, "-m", "privmask.daemon.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
 
 
 def refused(result: subprocess.CompletedProcess[str], words: str) -> None:

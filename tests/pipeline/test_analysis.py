@@ -10,10 +10,8 @@ subjects (issue 12: with `face: {hold: 2.0}` a face became id 3 instead of 4).
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,8 @@ from privmask.daemon.testing import (
     write_scene,
 )
 
+from harness import privmask as run_privmask
+
 pytestmark = pytest.mark.slow
 
 SECONDS = 4.0
@@ -38,13 +38,7 @@ FREE_FACE = FaceSpec("face_alone", 40, (0.45, 0.2), (1.5, 0.3), sway=2.0)
 
 
 def privmask(models_dir: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "privmask.daemon.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PRIVMASK_MODELS": str(models_dir)},
-        timeout=600,
-    )
+    return run_privmask(*args, models=models_dir, timeout=600)
 
 
 def faces_on_heads(sprites: list[Any], fps: int = 25) -> list[FaceSpec]:

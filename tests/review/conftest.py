@@ -5,8 +5,6 @@ in a subprocess, and Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,19 +19,11 @@ from privmask.daemon.review.queue import NoReviewQueue, ReviewQueue
 from privmask.daemon.review.server import ServerThread, bind
 from privmask.daemon.review.web import ReviewSettings, create_app
 
+from harness import privmask  # noqa: F401  (the review tests take it from here)
+
 NAME, PASSWORD = "alice", "correct horse battery staple"
 CHROMIUM = Path("/usr/bin/chromium")
 IDLE_SECONDS, MAX_SECONDS = 60.0, 600.0
-
-
-def privmask(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "privmask.daemon.cli", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 class Clock:

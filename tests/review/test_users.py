@@ -14,8 +14,7 @@ from pathlib import Path
 from privmask.daemon.review import users
 
 from conftest import privmask
-
-PRIVMASK = [sys.executable, "-m", "privmask.daemon.cli"]
+from harness import PRIVMASK
 
 PASSWORD = "a long enough secret"
 
