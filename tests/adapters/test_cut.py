@@ -13,7 +13,7 @@ import pytest
 from privmask.adapters.cut import cut
 from privmask.adapters.video import VideoError, probe
 
-from conftest import write_clip
+from clips import write_clip
 
 FPS = 25
 BITS = 8  # 160 px: eight columns of 20

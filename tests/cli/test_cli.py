@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_clip
+from clips import write_clip
 
 
 def privmask(

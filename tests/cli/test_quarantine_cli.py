@@ -14,7 +14,7 @@ from test_cli import assert_one_clear_line, privmask
 from privmask.adapters.models import sha256_of
 from privmask.daemon.journal import FileIdentity, Job, JobState, Journal
 
-from conftest import write_clip
+from clips import write_clip
 from harness import Daemon, eventually, run_cli
 
 FACES = "version: 1\nrules:\n  - {name: faces, targets: {face: {}}}\n"

@@ -17,7 +17,7 @@ import pytest
 
 from privmask.adapters.models import sha256_of
 
-from conftest import Custodian, write_clip
+from clips import Custodian, write_clip
 from harness import Daemon, run_cli
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from privmask.daemon.quarantine import quarantine
 from privmask.rules.match import Facts
 from privmask.rules.ruleset import Decision, RuleSet
 
-from conftest import write_clip
+from clips import write_clip
 
 RULES = """\
 version: 1

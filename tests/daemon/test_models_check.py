@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_clip
+from clips import write_clip
 from harness import Daemon, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_other_models")]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_clip
+from clips import write_clip
 from harness import Daemon
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ import pytest
 from privmask.adapters.models import sha256_of
 from privmask.daemon.service import SHUTDOWN_SECONDS
 
-from conftest import write_clip
+from clips import write_clip
 from harness import Daemon, alive, eventually, run_cli, worker_pids
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Custodian, write_clip
+from clips import Custodian, write_clip
 from harness import Daemon
 
 # The shell that owns the namespace: mount the outbox, run the daemon (its command line

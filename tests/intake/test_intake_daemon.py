@@ -10,7 +10,7 @@ import pytest
 
 from privmask.adapters.models import sha256_of
 
-from conftest import write_clip
+from clips import write_clip
 from harness import Daemon
 
 pytestmark = pytest.mark.slow

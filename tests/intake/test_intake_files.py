@@ -20,7 +20,7 @@ from privmask.daemon.config import load_config
 from privmask.daemon.intake import Intake
 from privmask.daemon.journal import Job, JobState, Journal
 
-from conftest import write_clip
+from clips import write_clip
 
 SECRET = b"root:$6$not-for-your-eyes:19000:0:99999:7:::\n"
 

@@ -17,7 +17,7 @@ from privmask.adapters import validate as validate_module
 from privmask.adapters.validate import CODES, Limits, ValidationError, validate
 from privmask.adapters.video import ERROR_CODES, VideoError, VideoErrorCode
 
-from conftest import write_clip
+from clips import write_clip
 
 
 def rejected(path: Path, limits: Limits = Limits()) -> str:

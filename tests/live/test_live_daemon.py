@@ -18,7 +18,7 @@ from privmask.adapters.minisign import SecretKey
 from privmask.adapters.package import read_package
 from privmask.daemon.testing import FaceSpec, is_masked
 
-from conftest import Custodian
+from clips import Custodian
 from harness import PASSWORD, Daemon
 
 pytestmark = pytest.mark.slow

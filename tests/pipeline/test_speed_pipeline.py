@@ -29,7 +29,7 @@ from privmask.daemon.pipeline.offline import redact
 from privmask.daemon.testing import FaceSpec, write_frames, write_scene
 from privmask.rules.plan import RedactionPlan, Region, TargetPlan
 
-from conftest import write_clip
+from clips import write_clip
 
 FACES = RedactionPlan(targets=(TargetPlan("face"),))
 SHARED = Path(__file__).resolve().parents[3] / "shared"

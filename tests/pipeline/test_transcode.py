@@ -14,7 +14,7 @@ from privmask.adapters.video import VideoError, probe
 from privmask.daemon.pipeline.offline import redact
 from privmask.rules.plan import PlanError, RedactionPlan, Region, TargetPlan
 
-from conftest import write_clip
+from clips import write_clip
 
 LEFT_HALF = RedactionPlan(regions=(Region.parse("0,0,0.5,1"),))
 

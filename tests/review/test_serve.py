@@ -15,7 +15,7 @@ import pytest
 from privmask.daemon.config import ConfigError, load_config
 from privmask.daemon.review import users
 
-from conftest import NAME, PASSWORD, privmask
+from reviewing import NAME, PASSWORD, privmask
 
 
 def free_port() -> int:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from privmask.daemon.review import users
 
-from conftest import privmask
 from harness import PRIVMASK
+from reviewing import privmask
 
 PASSWORD = "a long enough secret"
 

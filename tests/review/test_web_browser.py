@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import IDLE_SECONDS, NAME, PASSWORD, Server
+from reviewing import IDLE_SECONDS, NAME, PASSWORD, Server
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from privmask.daemon.review.queue import WaitingClip
 
-from conftest import (
+from reviewing import (
     IDLE_SECONDS,
     MAX_SECONDS,
     NAME,
