@@ -8,7 +8,6 @@ The folder gets `analysis.json` (subjects and tracks) and a contact sheet (`shee
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,36 +86,14 @@ def analyse_to(
     source: Path, out: Path, plan: RedactionPlan, models_dir: str | None, quiet: bool, force: bool
 ) -> None:
     """Analyse `source` and write the folder `out` whole, or nothing."""
-    from privmask.adapters.video import probe
     from privmask.daemon.cli.progress import progress_bar
-    from privmask.daemon.pipeline import analysis, sheet
-    from privmask.daemon.pipeline.offline import analyse
+    from privmask.daemon.pipeline.analysis import AnalysisError
+    from privmask.daemon.pipeline.analysis_folder import analyse_into
 
-    info = probe(source)
-    with progress_bar(enabled=not quiet and sys.stderr.isatty()) as progress:
-        found = analyse(source, info, plan, models_dir, progress)
-    clip = {
-        "file": source.name,
-        "sha256": analysis.sha256_of(source),
-        "width": info.width,
-        "height": info.height,
-        "frame_rate": str(info.frame_rate),
-        "rotation": info.rotation,
-    }
-    done = analysis.Analysis(
-        found.tracks, found.dropped, found.models, found.detection, found.parts, found.frames,
-        clip, found.subjects,
-    )  # fmt: skip
-    fps = float(info.frame_rate) or 25.0
-    shown = sheet.tiles(source, info, done.subjects)
-    contents = {
-        analysis.ANALYSIS_FILE: (json.dumps(analysis.to_json(done), indent=1) + "\n").encode(),
-        "sheet.html": sheet.sheet_html(shown, done.frames, fps, clip["sha256"]),
-        "sheet.png": sheet.sheet_png(shown, done.frames, fps),
-    }
     try:
-        analysis.write_folder(out, contents, force)
-    except analysis.AnalysisError as exc:  # the folder changed while we worked
+        with progress_bar(enabled=not quiet and sys.stderr.isatty()) as progress:
+            done = analyse_into(source, out, plan, models_dir, progress, force)
+    except AnalysisError as exc:  # the folder changed while we worked
         raise UsageError(str(exc)) from None
     print(
         f"{out}: {len(done.subjects)} subjects in {done.frames} frames; "

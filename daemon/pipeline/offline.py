@@ -80,14 +80,12 @@ def redact(
         analysis = analyse(source, info, plan, models_dir, progress)
     settings = tracker_settings(plan, FrameGeometry.of(info), info.frame_rate)
     sizes = _part_sizes(source, analysis)
-    subject_of = analysis.subject_of()
-    selected = [t for t in analysis.tracks if plan.selection.masks(subject_of[t.track_id])]
-    masked_tracks = bridge(selected, link_settings(plan, info), settings)
+    masked = masked_tracks(analysis, plan, info, settings)
     with ExitStack() as stack:
         staging = stack.enter_context(files.staging(target))
         report_staging = stack.enter_context(files.staging(report)) if report else None
-        frames, masked, duration = render(
-            source, staging, target.name, info, plan, masked_tracks, settings, encoder, sizes,
+        frames, area, duration = render(
+            source, staging, target.name, info, plan, masked, settings, encoder, sizes,
             progress,
         )  # fmt: skip
         output = verify_output(staging, frames, duration, name=target.name)
@@ -97,7 +95,7 @@ def redact(
             frames=frames,
             tracks=analysis.tracks,
             settings=settings,
-            masked_area=masked,
+            masked_area=area,
             models=analysis.models,
             dropped=analysis.dropped,
             subjects=analysis.subjects,
@@ -112,6 +110,19 @@ def redact(
                 report.unlink(missing_ok=True)
             raise
     return result
+
+
+def masked_tracks(
+    analysis: Analysis,
+    plan: RedactionPlan,
+    info: VideoInfo,
+    settings: dict[TargetClass, TrackerSettings],
+) -> list[Track]:
+    """The tracks of the subjects the plan's selection masks, bridged by the plan's hold:
+    what `render` masks, and what the review page's preview masks."""
+    subject_of = analysis.subject_of()
+    selected = [t for t in analysis.tracks if plan.selection.masks(subject_of[t.track_id])]
+    return bridge(selected, link_settings(plan, info), settings)
 
 
 def link_settings(plan: RedactionPlan, info: VideoInfo) -> dict[TargetClass, TrackerSettings]:
