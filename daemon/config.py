@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from privmask.adapters.validate import Limits
-from privmask.daemon.review.settings import ReviewSpec
+from privmask.daemon.review.settings import USERS_FILE_NAME, ReviewSpec
 from privmask.daemon.timezones import host_timezone, zone_named
 from privmask.rules import yamlfile
 from privmask.rules.base import StrictModel
@@ -225,7 +225,9 @@ class ConfigFile(StrictModel):
     review: ReviewSpec | None = Field(
         default=None,
         description="the review page, where reviewers log in to decide on clips held for "
-        "review (`privmask review serve`); none: its defaults",
+        "review (rules with `review: required`): given, `privmask run` serves it beside "
+        "the daemon (`privmask review serve` serves it alone); none: not served by "
+        "`privmask run`, and `privmask review serve` uses its defaults",
     )
 
     @field_validator("timezone")
@@ -287,6 +289,13 @@ class Config:
     @property
     def journal_path(self) -> Path:
         return self.state / "journal.sqlite"
+
+    @property
+    def review_users(self) -> Path:
+        """The reviewers' file: `review.users`, else `review-users` in the state folder."""
+        if self.review is not None and self.review.users is not None:
+            return Path(self.review.users)
+        return self.state / USERS_FILE_NAME
 
     @property
     def work(self) -> Path:

@@ -40,6 +40,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from privmask.daemon.journal_escrow import EscrowCopy, EscrowTable
+from privmask.daemon.journal_review import Review, ReviewDecision, ReviewTable
 from privmask.daemon.journal_schema import (
     SCHEMA_VERSION,
     Claim,
@@ -62,6 +63,8 @@ __all__ = [
     "JobStateError",
     "Journal",
     "JournalError",
+    "Review",
+    "ReviewDecision",
     "RunEndedError",
 ]
 
@@ -76,10 +79,10 @@ class _File:
     camera: str | None
 
 
-class Journal(EscrowTable):
+class Journal(ReviewTable, EscrowTable):
     """One connection to the journal; one per process (a lock makes it safe across threads).
     Opening, reading and the transaction helpers are in `JournalDB`; the escrow table's
-    rows in `EscrowTable`."""
+    rows in `EscrowTable`; clips held for review in `ReviewTable`."""
 
     # -- intake side ----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from privmask.daemon.journal_schema import (
     Job,
     JobState,
     configure,
+    enforce_references,
     job_from_row,
     make_private,
     migrate,
@@ -42,6 +43,7 @@ class JournalDB:
             configure(self._db, self.path, timeout)
             with self._transaction() as db:
                 migrate(db, self.path)
+            enforce_references(self._db)
         except BaseException:
             self._db.close()
             raise

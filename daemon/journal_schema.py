@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class JobState(StrEnum):
@@ -23,6 +23,8 @@ class JobState(StrEnum):
     FAILED = "failed"
     QUARANTINED = "quarantined"
     DUPLICATE = "duplicate"
+    REVIEW = "review"  # analysed, held until a reviewer decides; never claimed or recovered
+    REJECTED = "rejected"  # a reviewer said no: no package, the source kept as it is
 
 
 class JournalError(Exception):
@@ -78,6 +80,8 @@ class Claim(NamedTuple):
 
 
 _STATES = ", ".join(f"'{s.value}'" for s in JobState)
+# the states version 1 knew, as its table was made (version 4 rebuilds the table for more)
+_V1_STATES = "'queued', 'processing', 'done', 'failed', 'quarantined', 'duplicate'"
 
 # Statements, not a script: `executescript` would commit in the middle of our transaction.
 SCHEMA_V1 = (
@@ -86,7 +90,7 @@ SCHEMA_V1 = (
         path TEXT NOT NULL,
         sha256 TEXT NOT NULL,
         size INTEGER NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ({_STATES})),
+        state TEXT NOT NULL CHECK (state IN ({_V1_STATES})),
         attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
         camera TEXT,
         folder TEXT NOT NULL,
@@ -161,7 +165,63 @@ SCHEMA_V3 = (
     )""",
     "CREATE INDEX escrow_expires ON escrow(expires) WHERE deleted IS NULL",
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
+# Version 4: review (`review: required`). The state CHECK lists the states, and SQLite
+# cannot change a constraint: the jobs table is rebuilt (SQLite's own 12-step recipe, run
+# with foreign keys off and checked before commit), its indexes made again; the other
+# tables, their triggers and their references to `jobs` are untouched.
+_JOBS_V4 = f"""CREATE TABLE jobs_v4 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ({_STATES})),
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        camera TEXT,
+        folder TEXT NOT NULL,
+        error TEXT,
+        output TEXT,
+        ruleset TEXT,
+        worker TEXT,
+        heartbeat REAL,
+        not_before REAL NOT NULL DEFAULT 0,  -- epoch seconds; 0: claimable at once
+        duplicate_of INTEGER REFERENCES jobs(id),
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        deadline REAL,  -- epoch seconds; NULL: no limit
+        package TEXT,
+        CHECK ((state = 'duplicate') = (duplicate_of IS NOT NULL))
+    )"""
+_JOB_FIELDS = (
+    "id, path, sha256, size, state, attempts, camera, folder, error, output, ruleset, worker, "
+    "heartbeat, not_before, duplicate_of, created, updated, deadline, package"
+)
+SCHEMA_V4 = (
+    _JOBS_V4,
+    f"INSERT INTO jobs_v4 ({_JOB_FIELDS}) SELECT {_JOB_FIELDS} FROM jobs",
+    "DROP TABLE jobs",
+    "ALTER TABLE jobs_v4 RENAME TO jobs",
+    *SCHEMA_V1[1:4],  # the jobs indexes, as version 1 made them
+    # one row per job held for review: its analysis, and the reviewer's decision once made
+    # (NULL `approve`: undecided). A review held again (the rules changed) clears the
+    # decision; every decision stays in job_events.
+    """CREATE TABLE reviews (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+        analysis TEXT NOT NULL,       -- the analysis folder (mode 700: unmasked crops)
+        held REAL NOT NULL,           -- when it began waiting
+        approve INTEGER CHECK (approve IN (0, 1)),
+        keep_visible TEXT,            -- JSON list of subject ids
+        regions TEXT,                 -- JSON list of {points, relative, reference_size}
+        reason TEXT,
+        reviewer TEXT,
+        decided REAL
+    )""",
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: SCHEMA_V1,
+    2: SCHEMA_V2,
+    3: SCHEMA_V3,
+    4: SCHEMA_V4,
+}
 
 JOB_COLUMNS = (
     "id, path, sha256, size, state, attempts, camera, folder, error, output, ruleset, "
@@ -213,19 +273,29 @@ def configure(db: sqlite3.Connection, path: Path, timeout: float) -> None:
     if mode != "wal":
         raise JournalError(f"{path}: cannot use WAL journal mode (got {mode!r})")
     db.execute("PRAGMA synchronous = FULL")
+
+
+def enforce_references(db: sqlite3.Connection) -> None:
+    """Foreign keys on, once migrated: a table rebuild needs them off (a pragma that cannot
+    change inside a transaction), and every later write needs them on."""
     db.execute("PRAGMA foreign_keys = ON")
 
 
-def migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Bring the schema to SCHEMA_VERSION, step by step (call inside a write transaction)."""
+def migrate(db: sqlite3.Connection, path: Path, target: int = SCHEMA_VERSION) -> None:
+    """Bring the schema to `target` (SCHEMA_VERSION; tests make older ones), step by step.
+    Call inside a write transaction, with foreign keys off: a step may rebuild a table, and
+    the references are checked here before the transaction commits."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise JournalError(
             f"{path}: journal schema {version} is newer than this privmask "
             f"understands ({SCHEMA_VERSION}); upgrade privmask"
         )
-    for step in range(version + 1, SCHEMA_VERSION + 1):
+    for step in range(version + 1, target + 1):
         for statement in MIGRATIONS[step]:
             db.execute(statement)
-    if version != SCHEMA_VERSION:
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if version < target:
+        broken = db.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:  # raised inside the transaction: rolled back, the old schema kept
+            raise JournalError(f"{path}: migration broke references: {broken[:3]}")
+        db.execute(f"PRAGMA user_version = {target}")

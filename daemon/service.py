@@ -40,6 +40,7 @@ from privmask.daemon.live.supervisor import LiveSupervisor
 from privmask.daemon.liveness import overdue
 from privmask.daemon.quarantine import quarantine
 from privmask.daemon.retry import RetryPolicy
+from privmask.daemon.review import serving as review_serving
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret
 from privmask.daemon.storage import Storage
@@ -93,6 +94,8 @@ class Service:
         signer = site_key(config, AuditLog(config.audit_folder, None))
         custody = Custody.of(config, signer)
         audit = custody.audit()
+        # bound before any work starts: a port in use stops the start with one line
+        page_socket = review_serving.listen(config) if config.review is not None else None
         rulebook = self._rules(audit)
         policy = self._policy
         journal = Journal(config.journal_path)
@@ -107,6 +110,9 @@ class Service:
             config.outbox_mount_point,
             (config.work, config.state, config.escrow_store),
         )
+        page = None  # started before the workers: a page that fails to start stops nothing
+        if page_socket is not None:
+            page = review_serving.start(config, *page_socket, signer)
         self._workers = workers = WorkerPool(
             config, password, custody, run, config.workers, storage
         )
@@ -143,6 +149,8 @@ class Service:
                     self._put_back(journal, policy, dead)
                 self._stop.wait(0.2)
         finally:
+            if page is not None:
+                page.stop()
             intake.stop()
             if rulebook is not None:
                 rulebook.stop()
@@ -354,10 +362,10 @@ def _sweep_partials(config: Config) -> None:
         for stale in folder.iterdir():
             if stale.is_file() and files.OWN_PARTIAL.fullmatch(stale.name):
                 stale.unlink(missing_ok=True)
-    rulesets = config.state / "rulesets"
-    for stale in rulesets.iterdir() if rulesets.is_dir() else ():
-        if files.OWN_PARTIAL.fullmatch(stale.name):
-            files.remove(stale)
+    for held in (config.state / "rulesets", config.state / "review"):  # analyses half-written
+        for stale in held.iterdir() if held.is_dir() else ():
+            if files.OWN_PARTIAL.fullmatch(stale.name):
+                files.remove(stale)
 
 
 def _remove_partials(package: Path) -> None:

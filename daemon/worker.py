@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from privmask.daemon.config import Config
 from privmask.daemon.custody.source_deletion import delete_source
 from privmask.daemon.delivery import Custody, manifest, plan_delivery
 from privmask.daemon.journal import (
+    FileIdentity,
     Job,
     JobState,
     JobStateError,
@@ -53,7 +55,9 @@ from privmask.daemon.recording import recording_time
 from privmask.daemon.retry import RetryPolicy, classify
 from privmask.daemon.rulebook import current_snapshot
 from privmask.daemon.storage import Storage
+from privmask.daemon.worker_review import Held, folder_of, prepare, remove_analysis
 from privmask.rules.match import Facts
+from privmask.rules.ruleset import Decision
 
 log = structlog.get_logger("privmask.worker")
 
@@ -155,13 +159,19 @@ def run_job(
                     custody,
                     lambda package: journal.update_claim(job.id, worker, package=str(package)),
                 )
-        journal.finish(job.id, str(outcome.package), outcome.ruleset, worker=worker)
+        if isinstance(outcome, Held):  # analysed, waits for a reviewer: nothing to package
+            journal.hold_for_review(job.id, worker, str(outcome.analysis), outcome.why)
+        else:
+            journal.finish(job.id, str(outcome.package), outcome.ruleset, worker=worker)
     except JobStateError as exc:  # judged hung and given to another try: ours counts for nothing
         bound.warning("job_lost", reason=str(exc))
     except Exception as exc:
         _failed(job, exc, journal, config, policy, worker)
     else:
-        bound.info("job_done", package=outcome.package.name, rule_set=outcome.ruleset)
+        if isinstance(outcome, Held):
+            bound.info("job_held_for_review", subjects=outcome.subjects, why=outcome.why)
+        else:
+            bound.info("job_done", package=outcome.package.name, rule_set=outcome.ruleset)
     finally:
         shutil.rmtree(config.work / str(job.id), ignore_errors=True)
 
@@ -224,6 +234,22 @@ def opened_source(job: Job) -> Iterator[Path]:
         os.close(fd)
 
 
+def decide(
+    job: Job, clip: Path, taken: FileIdentity, config: Config
+) -> tuple[Decision, datetime, str]:
+    """The rule now in force for `job` (read from `clip`, its opened source), its recording
+    time and where that time came from. Rules match, and packages are named, on the
+    recording time: from the container, the vendor's file name, or the mtime intake saw
+    when it took the file in."""
+    source = Path(job.path)
+    ruleset = current_snapshot(config.state / "rulesets")
+    recorded, recorded_from = recording_time(
+        source, container_metadata(clip), config.timezone, mtime=taken.mtime_ns / 1e9
+    )
+    facts = Facts(camera=job.camera, folder=job.folder, file_name=source.name, when=recorded)
+    return ruleset.decide(facts), recorded, recorded_from
+
+
 def process(
     job: Job,
     clip: Path,
@@ -232,20 +258,14 @@ def process(
     password: bytes,
     custody: Custody,
     writing: Callable[[Path], None],
-) -> Outcome:
+) -> Outcome | Held:
     """Escrow, redact, package and publish one job from `clip` (its opened source), then
     delete the source if its rule says so; `writing` is told the package's path first.
-    Rules match, and packages are named, on the recording time: from the container, the
-    vendor's file name, or the mtime intake saw when it took the file in."""
+    A rule saying `review: required`: escrow, then analyse and hold the job for a reviewer
+    (Held) until one approves; then redact as the reviewer chose (`worker_review.py`)."""
     source = Path(job.path)
     taken = journal.first_file(job.id)
-    ruleset = current_snapshot(config.state / "rulesets")
-    recorded, recorded_from = recording_time(
-        source, container_metadata(clip), config.timezone, mtime=taken.mtime_ns / 1e9
-    )
-    decision = ruleset.decide(
-        Facts(camera=job.camera, folder=job.folder, file_name=source.name, when=recorded)
-    )
+    decision, recorded, recorded_from = decide(job, clip, taken, config)
     job_id = f"{job.id:06d}"
     delivery = plan_delivery(
         decision,
@@ -260,6 +280,7 @@ def process(
     earlier = delivery.published(job.sha256, custody.signer)
     if earlier is not None:  # published just before a crash: record it, never make it twice
         log.info("job_found_published", job=job.id, package=delivery.package.name)
+        remove_analysis(folder_of(config, job.id))
         delete_source(job, taken, decision, delivery, custody, journal.escrow(job_id))
         return Outcome(delivery.package, str(earlier.get("rule_set_sha256", decision.ruleset_hash)))
     # the original first: no package is ever published without its escrow copy
@@ -276,12 +297,19 @@ def process(
         log.info("escrow_written", job=job.id, file=escrowed.file)
     elif sha256_of(clip) != job.sha256:
         raise VideoError(f"{source.name}: changed since it was taken in; it will be taken in again")
+    reviewed, review = None, journal.review_of(job.id)
+    if decision.review or review is not None:  # once held, only as a reviewer decided
+        step = prepare(job, clip, decision, review, config)
+        if isinstance(step, Held):
+            return step
+        reviewed, decision = step, step.decision
     work = config.work / str(job.id)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     video = work / "redacted.mp4"
     started = time.time()
-    result = redact(clip, video, decision.plan, models_dir=config.models)
+    found = reviewed.analysis if reviewed else None
+    result = redact(clip, video, decision.plan, models_dir=config.models, analysis=found)
     times = {
         "recorded": recorded.timestamp(),
         "received": job.created,
@@ -305,6 +333,10 @@ def process(
         "source": recorded_from,
         "timezone": str(config.timezone),
     }
+    if reviewed is not None:
+        contents["review"] = reviewed.manifest_block()
     package = delivery.publish(video, contents, custody.signer)
+    if reviewed is not None:  # the package is durable: the unmasked crops can go
+        remove_analysis(reviewed.folder)
     delete_source(job, taken, decision, delivery, custody, escrowed)
     return Outcome(package, decision.ruleset_hash)

@@ -83,6 +83,7 @@ class Decision:
     ruleset_hash: str
     live: LivePlan | None = None
     custody: CustodyPlan = CustodyPlan(None, False, None)
+    review: bool = False  # held for a reviewer's decision before it is packaged
 
 
 class NoRuleApplies(Exception):
@@ -163,6 +164,7 @@ class RuleSet:
             self.digest,
             compile_live(winner.rule, job.camera or "camera"),
             compile_custody(winner.rule),
+            winner.rule.review == "required",
         )
 
 

@@ -293,6 +293,14 @@ class Rule(StrictModel):
     live: LiveSpec | None = Field(
         default=None, description="mask the live stream of the cameras the rule matches"
     )
+    review: Literal["none", "required"] = Field(
+        default="none",
+        description="`required`: each clip is analysed, then held in the review queue until "
+        "a reviewer decides (`privmask review`, or the review page): who stays visible, "
+        "fixed areas to add, approve or reject, with a reason; nothing is packaged before. "
+        "A rejected clip gets no package and its source is kept as it is; `none`: packaged "
+        "at once",
+    )
 
     @field_validator("escrow")
     @classmethod

@@ -1,4 +1,5 @@
-"""`privmask review add-user|remove-user|serve`: the reviewers and the review page.
+"""`privmask review add-user|remove-user|serve`: the reviewers and the review page;
+`privmask review list|show|decide`: the review queue from a terminal (`review_queue.py`).
 
 A password is read from the terminal without echo (twice), or from standard input with
 `--password-stdin` (one line, for scripts); never from the command line, where other users
@@ -53,6 +54,44 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve.add_argument("--listen", metavar="HOST:PORT", help="address to listen on")
     _add_users(serve)
     serve.set_defaults(run=run_serve)
+    _register_queue(actions)
+
+
+def _register_queue(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    listing = actions.add_parser("list", help="the clips waiting for review, oldest first")
+    options.add_config(listing)
+    listing.set_defaults(run=run_list)
+    show = actions.add_parser(
+        "show",
+        help="one waiting clip's subjects and contact sheet",
+        description="List the subjects of a clip waiting for review (id, what was seen, "
+        "when) and print the path of its contact sheet. The sheet shows unmasked faces: "
+        "this command is recorded in the audit log as a view of them.",
+    )
+    show.add_argument("job", metavar="JOB", help="the job number, as `review list` shows it")
+    options.add_config(show)
+    show.set_defaults(run=run_show)
+    decide = actions.add_parser(
+        "decide",
+        help="approve or reject a waiting clip",
+        description="Decide on a clip waiting for review. Approved: its package is made with "
+        "every subject masked except those of --keep-visible, and the --region areas masked "
+        "besides the rule's own; rejected: no package, and its source is kept as it is. "
+        "The decision, its reason and you (the logged-in user) are recorded in the audit log "
+        "and the journal. A running daemon takes an approved clip on; else its next start.",
+    )
+    decide.add_argument("job", metavar="JOB", help="the job number, as `review list` shows it")
+    choice = decide.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--approve", action="store_true", help="make the package")
+    choice.add_argument("--reject", action="store_true", help="make no package")
+    decide.add_argument("--keep-visible", metavar="IDS",
+                        help="comma list of subject ids left unmasked (default: none)")  # fmt: skip
+    decide.add_argument("--region", action="append", metavar="X1,Y1,X2,Y2,...",
+                        help="an area masked on every frame, in pixels of the clip's frame "
+                        "(or fractions 0..1); repeatable")  # fmt: skip
+    decide.add_argument("--reason", required=True, help="why (one line, recorded)")
+    options.add_config(decide)
+    decide.set_defaults(run=run_decide)
 
 
 def _add_users(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +103,24 @@ def _add_users(parser: argparse.ArgumentParser) -> None:
         help="the reviewers' file (default: the config's review.users, else review-users "
         "in the state folder)",
     )
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from privmask.daemon.cli.review_queue import run_list
+
+    return run_list(args)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from privmask.daemon.cli.review_queue import run_show
+
+    return run_show(args)
+
+
+def run_decide(args: argparse.Namespace) -> int:
+    from privmask.daemon.cli.review_queue import run_decide
+
+    return run_decide(args)
 
 
 def run_add_user(args: argparse.Namespace) -> int:
@@ -99,23 +156,23 @@ def run_remove_user(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from privmask.daemon.config import load_config
     from privmask.daemon.logs import configure
     from privmask.daemon.review import server, users
-    from privmask.daemon.review.guard import LOOPBACK_HOSTS
-    from privmask.daemon.review.settings import is_loopback, parse_listen
-    from privmask.daemon.review.web import ReviewSettings, create_app
+    from privmask.daemon.review.journal_queue import readable_signer
+    from privmask.daemon.review.serving import page_settings
+    from privmask.daemon.review.settings import parse_listen
+    from privmask.daemon.review.web import create_app
 
     spec, path = _review_config(args)
     try:
         host, port = parse_listen(args.listen or spec.listen)
     except ValueError as exc:
         raise UsageError(f"--listen: {exc}") from None
-    settings = ReviewSettings(
-        users=path,
-        idle_seconds=spec.session_idle_minutes * 60,
-        max_seconds=spec.session_max_hours * 3600,
-        allowed_hosts=LOOPBACK_HOSTS if is_loopback(host) else None,
-    )
+    config = load_config(args.config, state=args.state)
+    settings = dataclasses.replace(page_settings(config, host, readable_signer(config)), users=path)
 
     def start() -> None:
         if not users.read_users(path):

@@ -48,6 +48,7 @@ FIELDS = frozenset({"seq", "time", "actor", "action", "job", "reason", "details"
 ACTIONS = frozenset({
     "key_created", "rules_loaded", "escrow_written", "source_deleted", "source_delete_failed",
     "reveal", "reveal_refused", "reveal_failed", "retention_deleted",
+    "review_decided", "review_viewed",
 })  # fmt: skip
 CHECKPOINT_TITLE = "privmask audit checkpoint"
 _CHECKPOINT_NAME = re.compile(r"(\d{12})\.txt")
