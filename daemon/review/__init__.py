@@ -3,8 +3,12 @@
 users.py     the reviewers' file: scrypt password hashes, written atomically, mode 600
 sessions.py  server-side sessions (idle and absolute expiry) and login rate limiting
 guard.py     what every request passes: host, cross-site and CSRF checks, security headers
-queue.py     the extension point the daemon's review queue plugs into (`ReviewQueue`)
+queue.py     what the page asks of the daemon's review queue (`ReviewQueue`)
+journal_queue.py  the daemon's review queue on the journal
 web.py       the Starlette app: login, logout, the queue page
+clip_pages.py  a clip's page: contact sheet, timelines, preview, areas, the decision
+preview.py   a frame masked as the package will be with the reviewer's choice
+serving.py   the page as `privmask run` and `privmask review serve` set it up
 server.py    serving the app with uvicorn on a socket bound first (clear errors)
 settings.py  the `review` key of the daemon's configuration
 """

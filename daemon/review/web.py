@@ -1,4 +1,5 @@
-"""The review page: log in, see the clips waiting for review, log out.
+"""The review page: log in, see the clips waiting for review, open one (`clip_pages`),
+log out.
 
 Every POST goes through `_post`, which checks the CSRF token (a form field, or htmx's
 `X-CSRF-Token` header) before the handler runs; `Guard` has already refused cross-site
@@ -27,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from privmask.daemon.review import users
+from privmask.daemon.review.clip_pages import ClipPages
 from privmask.daemon.review.guard import Guard
 from privmask.daemon.review.queue import NoReviewQueue, ReviewQueue
 from privmask.daemon.review.sessions import Clock, LoginLimiter, Session, SessionStore, same_token
@@ -36,6 +38,11 @@ SESSION_COOKIE = "privmask_session"
 LOGIN_COOKIE = "privmask_login"
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "x-csrf-token"
 MAX_BODY = 64 * 1024  # the page's forms are small; a larger body is refused unread
+MAX_FIELDS = 200  # a decision sends a field per subject kept and per area drawn
+NOTES = {
+    "approved": "approved; it goes on to its package",
+    "rejected": "rejected; no package is made",
+}
 
 _log = structlog.get_logger("privmask.review")
 Handler = Callable[[Request, FormData, Session | None], Awaitable[Response]]
@@ -62,6 +69,7 @@ def create_app(settings: ReviewSettings) -> Starlette:
         Route("/logout", _post(page.logout), methods=["POST"]),
         Route("/queue", page.queue),
         Route("/queue/items", page.queue_items),
+        *ClipPages(page).routes(_post),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(
@@ -81,12 +89,12 @@ def _post(
 
     async def checked(request: Request) -> Response:
         page: _Page = request.app.state.page
-        form = await request.form(max_files=0, max_fields=20)
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
         session = page.session(request)
         if login_form:
             expected = request.cookies.get(LOGIN_COOKIE)
         elif session is None:  # nothing to protect, and nothing done
-            return page.to_login(request, expired=SESSION_COOKIE in request.cookies)
+            return page.signed_out(request)
         else:
             expected = session.csrf
         given = request.headers.get(CSRF_HEADER) or _text(form, CSRF_FIELD)
@@ -106,7 +114,8 @@ class _Page:
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True
         )
-        self._templates = Jinja2Templates(env=env)
+        self.templates = Jinja2Templates(env=env)
+        self.review_queue = settings.queue
 
     def session(self, request: Request) -> Session | None:
         return self._sessions.get(request.cookies.get(SESSION_COOKIE))
@@ -120,6 +129,10 @@ class _Page:
             response = RedirectResponse(target, status_code=303)
         response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
         return response
+
+    def signed_out(self, request: Request) -> Response:
+        """Back to the login page, saying so where a session has ended."""
+        return self.to_login(request, expired=SESSION_COOKIE in request.cookies)
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse("/queue", status_code=303)
@@ -166,23 +179,25 @@ class _Page:
         return self.to_login(request, expired=False)
 
     async def queue(self, request: Request) -> Response:
-        return await self._signed_in(request, "queue.html")
+        return await self._signed_in(request, "queue.html", note=_note(request))
 
     async def queue_items(self, request: Request) -> Response:
         return await self._signed_in(request, "queue_items.html")
 
-    async def _signed_in(self, request: Request, template: str) -> Response:
+    async def _signed_in(
+        self, request: Request, template: str, note: str | None = None
+    ) -> Response:
         session = self.session(request)
         if session is None:
-            return self.to_login(request, expired=SESSION_COOKIE in request.cookies)
+            return self.signed_out(request)
         clips = await run_in_threadpool(self._settings.queue.waiting)
-        context = {"user": session.user, "csrf": session.csrf, "clips": clips}
-        return self._templates.TemplateResponse(request, template, context)
+        context = {"user": session.user, "csrf": session.csrf, "clips": clips, "note": note}
+        return self.templates.TemplateResponse(request, template, context)
 
     def _login_page(self, request: Request, message: str | None, *, status: int) -> Response:
         token = secrets.token_urlsafe(32)
         context = {"csrf": token, "message": message}
-        response = self._templates.TemplateResponse(
+        response = self.templates.TemplateResponse(
             request, "login.html", context, status_code=status
         )
         _set_cookie(request, response, LOGIN_COOKIE, token, max_age=3600, path="/login")
@@ -202,6 +217,15 @@ def _set_cookie(
     response.set_cookie(
         name, value, max_age=max_age, path=path, secure=secure, httponly=True, samesite="strict"
     )
+
+
+def _note(request: Request) -> str | None:
+    """What the queue page says after a decision (`?approved=JOB`)."""
+    for outcome, words in NOTES.items():
+        job = request.query_params.get(outcome, "")
+        if job.isdigit():
+            return f"Clip {job} {words}."
+    return None
 
 
 def _text(form: FormData, name: str) -> str | None:

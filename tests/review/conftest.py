@@ -12,6 +12,7 @@ import pytest
 
 from privmask.daemon.review import users
 
+from clip_case import Case, OneClipQueue, make_case
 from reviewing import CHROMIUM, NAME, PASSWORD, Server, serving
 
 
@@ -47,3 +48,15 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def case(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Case:
+    """A scene of known people, analysed: made once per module that asks for it."""
+    return make_case(tmp_path_factory.mktemp("clip"), models_dir)
+
+
+@pytest.fixture
+def queue(case: Case) -> OneClipQueue:
+    """The one clip of `case` waiting, in a queue standing in for the daemon."""
+    return OneClipQueue(case.clip())

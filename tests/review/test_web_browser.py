@@ -9,21 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from clip_browsing import browsing
 from reviewing import IDLE_SECONDS, NAME, PASSWORD, Server
 
 
 @pytest.fixture
 def page(browser: Browser, server: Server) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.url)
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda e: problems.append(str(e)))
-    tab.problems = problems  # type: ignore[attr-defined]
-    try:
+    with browsing(browser, server.url) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def log_in(page: Page, password: str = PASSWORD) -> None:
