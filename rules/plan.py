@@ -87,13 +87,19 @@ class Region:
 
     @classmethod
     def parse(cls, text: str, name: str = "", style: MaskStyle = MaskStyle.SOLID) -> Region:
-        """`X1,Y1,X2,Y2,...`; all values in 0..1 means fractions of the frame."""
+        """`X1,Y1,X2,Y2,...`; all values in 0..1 means fractions of the frame, and a
+        fraction beside a value above 1 is refused (0,0,1.5,0.5 is not a region of pixels)."""
         try:
             values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
         except ValueError:
             raise PlanError(f"region {text!r}: expected numbers X1,Y1,X2,Y2,...") from None
         if len(values) % 2 or len(values) < 4:
             raise PlanError(f"region {text!r}: expected an even count of at least 4 numbers")
+        if any(0 < v < 1 for v in values) and any(v > 1 for v in values):
+            raise PlanError(
+                f"region {text!r} mixes fractions (0..1) and pixels; give every value as a "
+                "fraction of the frame, or every value in pixels"
+            )
         points = tuple(zip(values[0::2], values[1::2], strict=True))
         return cls(points, relative=all(v <= 1 for v in values), name=name, style=style)
 

@@ -69,6 +69,8 @@ def test_static_regions_with_report(clip: Path, tmp_path: Path) -> None:
         (["--preset", "bogus"], "--preset: invalid choice: 'bogus'"),
         (["--face-model", "yolox-nano"], "--face-model: invalid choice"),
         (["--region", "0,0,nan,nan"], "not a finite number"),
+        # 1.5 is no pixel a user means beside 0.5 of the frame: refused, not read as pixels
+        (["--region", "0,0,1.5,0.5"], "mixes fractions (0..1) and pixels"),
     ],
 )
 def test_wrong_options_exit_2_with_one_line(
