@@ -216,7 +216,7 @@ def describe(
     try:
         return _describe(device, credentials, timeout)
     except Exception as exc:  # the client raises many types; each becomes one CameraError
-        kind, message = _classify(exc)
+        kind, message = classify(exc)
         return CameraError(device.endpoint, device.address, kind, message)
 
 
@@ -255,7 +255,7 @@ def _describe(
         try:
             snapshot = _clean(media.GetSnapshotUri(ProfileToken=main.token).Uri)
         except Exception as exc:  # optional in ONVIF Profile S; a camera may refuse it
-            if _classify(exc)[0] != "protocol":
+            if classify(exc)[0] != "protocol":
                 raise
     return CameraInfo(
         endpoint=device.endpoint,
@@ -287,7 +287,7 @@ def _profile(raw: Any) -> Profile:
     )
 
 
-def _classify(exc: BaseException) -> tuple[ErrorKind, str]:
+def classify(exc: BaseException) -> tuple[ErrorKind, str]:
     """Map the client's exception chain to one kind and a short message without secrets."""
     import requests
     import zeep.exceptions
