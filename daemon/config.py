@@ -17,10 +17,12 @@ from pydantic import Field, ValidationError, field_validator
 
 from privmask.adapters.validate import Limits
 from privmask.daemon.review.settings import USERS_FILE_NAME, ReviewSpec
+from privmask.daemon.sweeps.settings import KINDS, SweepSpec, unique_names
 from privmask.daemon.timezones import host_timezone, zone_named
 from privmask.rules import yamlfile
 from privmask.rules.base import StrictModel
 from privmask.rules.custody import MAX_RETENTION_DAYS, Recipient
+from privmask.rules.files import Located
 from privmask.rules.schema import SecretRef
 from privmask.rules.secret import SecretSource
 
@@ -230,6 +232,18 @@ class ConfigFile(StrictModel):
         "`privmask run`, and `privmask review serve` uses its defaults",
     )
 
+    sweeps: list[SweepSpec] = Field(
+        default_factory=list,
+        description="scheduled archive sweeps: recordings taken from a folder tree or a "
+        "recorder on a cron schedule (site time), each chunk once (README: Scheduled "
+        "archive sweeps); empty: none",
+    )
+
+    @field_validator("sweeps")
+    @classmethod
+    def _unique_sweeps(cls, sweeps: list[SweepSpec]) -> list[SweepSpec]:
+        return unique_names(sweeps)
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, name: str | None) -> str | None:
@@ -274,6 +288,7 @@ class Config:
     signing_key: SecretSource | None  # None: state/signing.key, generated once
     audit_checkpoint_every: int
     review: ReviewSpec | None = None  # the review page's settings; None: not served
+    sweeps: tuple[SweepSpec, ...] = ()  # scheduled archive sweeps
 
     @property
     def intake_limits(self) -> Limits:
@@ -365,6 +380,7 @@ def load_config(
         signing_key=raw.signing_key.to_source() if raw.signing_key is not None else None,
         audit_checkpoint_every=raw.audit_checkpoint_every,
         review=raw.review,
+        sweeps=tuple(raw.sweeps),
     )
     _check_nesting(config)
     return config
@@ -373,8 +389,9 @@ def load_config(
 def read_config_file(path: Path) -> ConfigFile:
     """The file, validated; every problem is one line naming the file (and line, where the
     parser knows it)."""
+    root = None
     try:
-        _, data = yamlfile.load(yamlfile.read_text(path, "a config file"))
+        root, data = yamlfile.load(yamlfile.read_text(path, "a config file"))
         return ConfigFile.model_validate(data or {})
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
@@ -391,7 +408,20 @@ def read_config_file(path: Path) -> ConfigFile:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
+        if first["loc"][:1] == ("sweeps",):  # as `privmask rules check` points: line, column
+            raise ConfigError(located_error(path, root, first["loc"], message)) from None
         raise ConfigError(f"{path}: {where}: {message}") from None
+
+
+def located_error(path: Path, root: yaml.Node | None, loc: tuple[object, ...], message: str) -> str:
+    """`FILE:LINE:COLUMN: error: KEY: message`, the key found in the file's node tree (a
+    sweep source's kind, which pydantic puts in the location as a tag, left out)."""
+    keys = [p for i, p in enumerate(loc) if not (i and loc[i - 1] == "source" and p in KINDS)]
+    where = ".".join(str(p) for p in keys)
+    located = Located(None, str(path), "", root)  # type: ignore[arg-type]
+    return str(
+        located.problem([p for p in keys if isinstance(p, str | int)], f"{where}: {message}")
+    )
 
 
 def _check_nesting(config: Config) -> None:

@@ -51,6 +51,7 @@ from privmask.daemon.journal_schema import (
     JournalError,
     RunEndedError,
 )
+from privmask.daemon.journal_sweeps import SweepTable
 from privmask.daemon.retry import RetryPolicy
 
 __all__ = [
@@ -79,10 +80,11 @@ class _File:
     camera: str | None
 
 
-class Journal(ReviewTable, EscrowTable):
+class Journal(ReviewTable, EscrowTable, SweepTable):
     """One connection to the journal; one per process (a lock makes it safe across threads).
     Opening, reading and the transaction helpers are in `JournalDB`; the escrow table's
-    rows in `EscrowTable`; clips held for review in `ReviewTable`."""
+    rows in `EscrowTable`; clips held for review in `ReviewTable`; sweep sources and chunks
+    in `SweepTable`."""
 
     # -- intake side ----------------------------------------------------------------------
 

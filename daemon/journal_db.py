@@ -20,6 +20,8 @@ from privmask.daemon.journal_schema import (
     FileIdentity,
     Job,
     JobState,
+    JournalError,
+    check_version,
     configure,
     enforce_references,
     job_from_row,
@@ -31,9 +33,15 @@ from privmask.daemon.journal_schema import (
 class JournalDB:
     """One connection; a lock makes it safe across threads."""
 
-    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, timeout: float = 30.0, *, upgrade: bool = True) -> None:
+        """`upgrade`: bring an older schema up to this privmask's (the daemon does, at its
+        start). Commands open with False: a newer privmask's command beside an older
+        running daemon must not move the journal where that daemon cannot read it; a
+        journal of another schema is then a JournalError saying so, and a missing one too."""
         self.path = Path(path)
         self._lock = threading.RLock()
+        if not upgrade and not self.path.exists():
+            raise JournalError(f"no journal at {self.path}: the daemon has not run with it")
         make_private(self.path)
         # isolation_level=None: no implicit transactions; every one is opened explicitly.
         self._db = sqlite3.connect(
@@ -42,7 +50,10 @@ class JournalDB:
         try:
             configure(self._db, self.path, timeout)
             with self._transaction() as db:
-                migrate(db, self.path)
+                if upgrade:
+                    migrate(db, self.path)
+                else:
+                    check_version(db, self.path)
             enforce_references(self._db)
         except BaseException:
             self._db.close()

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class JobState(StrEnum):
@@ -216,11 +216,46 @@ SCHEMA_V4 = (
         decided REAL
     )""",
 )
+# Version 5: scheduled sweeps (`journal_sweeps.py`). Per sweep source: how far it is
+# covered (the watermark), how far its last listing reached, its last error and when it is
+# tried again. Per chunk: its key, UNIQUE, so that a double fire, a restart or an
+# overlapping manual run records it once; its state and the job that took it.
+SCHEMA_V5 = (
+    """CREATE TABLE sweep_sources (
+        name TEXT PRIMARY KEY,
+        covered_to REAL,          -- epoch seconds: every chunk before it settled; NULL: none
+        listed_to REAL,           -- the last complete listing reached here
+        last_run REAL,
+        last_error TEXT,          -- one line, never a password; NULL after a good run
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL         -- a retry after an error, epoch seconds
+    )""",
+    """CREATE TABLE sweep_chunks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        recording TEXT NOT NULL,
+        camera TEXT,
+        start REAL NOT NULL,
+        end REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('planned', 'fetching', 'queued', 'gap', 'settled')),
+        job_id INTEGER REFERENCES jobs(id),
+        gap INTEGER NOT NULL DEFAULT 0 CHECK (gap IN (0, 1)),  -- part of it had no data
+        path TEXT,                -- the clip its job reads
+        recorded REAL,            -- its first frame's recording time, as the source told it
+        own_copy INTEGER NOT NULL DEFAULT 0 CHECK (own_copy IN (0, 1)),
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    )""",
+    "CREATE INDEX sweep_chunks_source ON sweep_chunks(source, state, start)",
+    "CREATE INDEX sweep_chunks_recording ON sweep_chunks(source, recording)",
+)
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: SCHEMA_V1,
     2: SCHEMA_V2,
     3: SCHEMA_V3,
     4: SCHEMA_V4,
+    5: SCHEMA_V5,
 }
 
 JOB_COLUMNS = (
@@ -281,16 +316,33 @@ def enforce_references(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA foreign_keys = ON")
 
 
-def migrate(db: sqlite3.Connection, path: Path, target: int = SCHEMA_VERSION) -> None:
-    """Bring the schema to `target` (SCHEMA_VERSION; tests make older ones), step by step.
-    Call inside a write transaction, with foreign keys off: a step may rebuild a table, and
-    the references are checked here before the transaction commits."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+def _refuse_newer(version: int, path: Path) -> None:
     if version > SCHEMA_VERSION:
         raise JournalError(
             f"{path}: journal schema {version} is newer than this privmask "
             f"understands ({SCHEMA_VERSION}); upgrade privmask"
         )
+
+
+def check_version(db: sqlite3.Connection, path: Path) -> None:
+    """JournalError unless the journal has this privmask's schema (for a command, which
+    never upgrades it)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    _refuse_newer(version, path)
+    if version < SCHEMA_VERSION:
+        raise JournalError(
+            f"{path}: journal schema {version} is older than this privmask's "
+            f"({SCHEMA_VERSION}); restart the daemon (privmask run) with this privmask to "
+            "upgrade it: commands never do"
+        )
+
+
+def migrate(db: sqlite3.Connection, path: Path, target: int = SCHEMA_VERSION) -> None:
+    """Bring the schema to `target` (SCHEMA_VERSION; tests make older ones), step by step.
+    Call inside a write transaction, with foreign keys off: a step may rebuild a table, and
+    the references are checked here before the transaction commits."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    _refuse_newer(version, path)
     for step in range(version + 1, target + 1):
         for statement in MIGRATIONS[step]:
             db.execute(statement)

@@ -44,6 +44,8 @@ from privmask.daemon.review import serving as review_serving
 from privmask.daemon.rulebook import RuleBook, publish
 from privmask.daemon.secrets import SecretSource, read_secret
 from privmask.daemon.storage import Storage
+from privmask.daemon.sweeps.runner import SweepRunner
+from privmask.daemon.sweeps.scheduler import SweepScheduler
 from privmask.daemon.workers import WorkerPool
 from privmask.rules.files import parse_rules
 from privmask.rules.plan import PlanError
@@ -125,6 +127,9 @@ class Service:
             workers=config.workers,
             quiet_seconds=intake.quiet_seconds,
         )
+        sweeps = SweepRunner(config, journal)
+        sweeps.start_clean()  # fetches a kill cut short go back, before any run
+        scheduler = SweepScheduler(config.sweeps, config.timezone, sweeps.scheduled).start()
         self._live = LiveSupervisor(config, password, custody)
         camera_thread = None
         if config.cameras.discover_seconds or config.cameras.streams:
@@ -141,6 +146,7 @@ class Service:
                 if now >= next_check:
                     next_check = now + OVERDUE_CHECK_SECONDS
                     self._kill_overdue(journal, workers)
+                    _settle(sweeps)
                 if now >= next_retention:
                     next_retention = now + RETENTION_CHECK_SECONDS
                     self._retention(journal, custody)
@@ -152,6 +158,8 @@ class Service:
             if page is not None:
                 page.stop()
             intake.stop()
+            sweeps.stopping.set()  # a run under way stops at its next chunk
+            scheduler.stop()
             if rulebook is not None:
                 rulebook.stop()
             if camera_thread is not None:
@@ -264,49 +272,67 @@ class Service:
             log.error("retention_failed", error=str(exc))
 
     def _password(self) -> bytes:
-        config = self.config
-        if config.password is not None:
-            return read_secret(config.password)
-        generated = config.state / "package-password"
-        if not generated.exists():
-            # written whole and durable before it is used: packages depend on it
-            secret = (secrets.token_urlsafe(24) + "\n").encode()
-            with contextlib.suppress(FileExistsError):  # another start made it first
-                files.write_file(generated, secret, mode=0o600, overwrite=False)
-            log.warning("password_generated", file=str(generated))
-        return read_secret(SecretSource("file", str(generated)))
+        return site_password(self.config)
 
     def _rules(self, audit: AuditLog) -> RuleBook | None:
-        """The rules in force. A set whose rules need a model that is not installed, or
-        name escrow recipients age cannot use, is refused (one line, exit 1), at start and
-        at every reload. Each new set in force is audited with its hash."""
-        from privmask.daemon.pipeline.setup import check_models
+        return rules_in_force(self.config, audit)
 
-        audited: set[str] = set()
 
-        def accept(ruleset: RuleSet) -> None:
-            check_models(ruleset, self.config.models)
-            check_recipients(ruleset)
-            if ruleset.digest not in audited:
-                audit.append(
-                    "rules_loaded",
-                    actor="daemon",
-                    details={"rule_set_sha256": ruleset.digest, "rules": len(ruleset.rules)},
-                )
-                audited.add(ruleset.digest)
+def site_password(config: Config) -> bytes:
+    """The package password: configured, else generated once into the state folder."""
+    if config.password is not None:
+        return read_secret(config.password)
+    generated = config.state / "package-password"
+    if not generated.exists():
+        # written whole and durable before it is used: packages depend on it
+        secret = (secrets.token_urlsafe(24) + "\n").encode()
+        with contextlib.suppress(FileExistsError):  # another start made it first
+            files.write_file(generated, secret, mode=0o600, overwrite=False)
+        log.warning("password_generated", file=str(generated))
+    return read_secret(SecretSource("file", str(generated)))
 
-        snapshots = self.config.state / "rulesets"
-        if self.config.rules is None:
-            parse_rules(DEFAULT_RULES, "<built-in>")
-            builtin = snapshots / ".builtin"
-            builtin.mkdir(parents=True, exist_ok=True)
-            (builtin / "default.yaml").write_text(DEFAULT_RULES)
-            ruleset = RuleSet.from_paths([builtin])
-            accept(ruleset)
-            publish(ruleset, snapshots)
-            log.info("rules_builtin", rule="built-in-default (faces and people)")
-            return None
-        return RuleBook(self.config.rules, snapshots=snapshots, accept=accept).start()
+
+def rules_in_force(config: Config, audit: AuditLog, *, watch: bool = True) -> RuleBook | None:
+    """The rules in force, published for workers. A set whose rules need a model that is
+    not installed, or name escrow recipients age cannot use, is refused (one line, exit 1),
+    at start and at every reload. Each new set in force is audited with its hash.
+    `watch`: reload on change (the daemon); else loaded once (`privmask sweep run`)."""
+    from privmask.daemon.pipeline.setup import check_models
+
+    audited: set[str] = set()
+
+    def accept(ruleset: RuleSet) -> None:
+        check_models(ruleset, config.models)
+        check_recipients(ruleset)
+        if ruleset.digest not in audited:
+            audit.append(
+                "rules_loaded",
+                actor="daemon",
+                details={"rule_set_sha256": ruleset.digest, "rules": len(ruleset.rules)},
+            )
+            audited.add(ruleset.digest)
+
+    snapshots = config.state / "rulesets"
+    if config.rules is None:
+        parse_rules(DEFAULT_RULES, "<built-in>")
+        builtin = snapshots / ".builtin"
+        builtin.mkdir(parents=True, exist_ok=True)
+        (builtin / "default.yaml").write_text(DEFAULT_RULES)
+        ruleset = RuleSet.from_paths([builtin])
+        accept(ruleset)
+        publish(ruleset, snapshots)
+        log.info("rules_builtin", rule="built-in-default (faces and people)")
+        return None
+    book = RuleBook(config.rules, snapshots=snapshots, accept=accept)
+    return book.start() if watch else book
+
+
+def _settle(sweeps: SweepRunner) -> None:
+    """Sweep watermarks follow the packages; a failure is tried again at the next check."""
+    try:
+        sweeps.settle()
+    except (OSError, sqlite3.Error) as exc:
+        log.error("sweep_settle_failed", error=str(exc))
 
 
 def check_recipients(ruleset: RuleSet) -> None:

@@ -235,17 +235,21 @@ def opened_source(job: Job) -> Iterator[Path]:
 
 
 def decide(
-    job: Job, clip: Path, taken: FileIdentity, config: Config
+    job: Job, clip: Path, taken: FileIdentity, config: Config, swept: datetime | None = None
 ) -> tuple[Decision, datetime, str]:
     """The rule now in force for `job` (read from `clip`, its opened source), its recording
     time and where that time came from. Rules match, and packages are named, on the
-    recording time: from the container, the vendor's file name, or the mtime intake saw
-    when it took the file in."""
+    recording time: the one a sweep took the clip by (`swept`: its source's reading, so a
+    clip is named as it was chosen), else from the container, the vendor's file name, or
+    the mtime intake saw when it took the file in."""
     source = Path(job.path)
     ruleset = current_snapshot(config.state / "rulesets")
-    recorded, recorded_from = recording_time(
-        source, container_metadata(clip), config.timezone, mtime=taken.mtime_ns / 1e9
-    )
+    if swept is not None:
+        recorded, recorded_from = swept.astimezone(config.timezone), "sweep"
+    else:
+        recorded, recorded_from = recording_time(
+            source, container_metadata(clip), config.timezone, mtime=taken.mtime_ns / 1e9
+        )
     facts = Facts(camera=job.camera, folder=job.folder, file_name=source.name, when=recorded)
     return ruleset.decide(facts), recorded, recorded_from
 
@@ -265,7 +269,8 @@ def process(
     (Held) until one approves; then redact as the reviewer chose (`worker_review.py`)."""
     source = Path(job.path)
     taken = journal.first_file(job.id)
-    decision, recorded, recorded_from = decide(job, clip, taken, config)
+    swept = journal.swept_recording_time(job.id)
+    decision, recorded, recorded_from = decide(job, clip, taken, config, swept)
     job_id = f"{job.id:06d}"
     delivery = plan_delivery(
         decision,

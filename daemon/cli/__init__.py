@@ -29,6 +29,7 @@ from privmask.daemon.cli import (
     review,
     rules,
     run,
+    sweep,
     verify,
 )
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
@@ -47,6 +48,7 @@ COMMANDS = (
     keys,
     verify,
     review,
+    sweep,
 )
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # privmask's own hidden temporary names (adapters/files.temporary_name): an error names
@@ -68,6 +70,9 @@ USER_ERRORS = (
     ("privmask.adapters.minisign", "SignatureError"),
     ("privmask.daemon.custody.reveal", "RevealError"),
     ("privmask.daemon.pipeline.analysis", "AnalysisError"),
+    ("privmask.daemon.sweeps.source", "SourceError"),
+    ("privmask.daemon.journal_schema", "JournalError"),
+    ("privmask.daemon.review.queue", "ReviewError"),
 )
 
 

@@ -87,7 +87,7 @@ def run_list(args: argparse.Namespace) -> int:
         print("[]" if args.json else f"no journal at {config.journal_path}: nothing quarantined")
         return EXIT_OK
     try:
-        with Journal(config.journal_path) as journal:
+        with Journal(config.journal_path, upgrade=False) as journal:
             jobs = journal.jobs(JobState.QUARANTINED, limit=_ALL)
             entries = [_entry(job, journal.events(job.id), config.quarantine) for job in jobs]
     except (JournalError, sqlite3.Error) as exc:
@@ -109,7 +109,7 @@ def run_retry(args: argparse.Namespace) -> int:
     if not config.journal_path.exists():
         return _error(f"no journal at {config.journal_path}: no job {args.job} to retry")
     try:
-        with Journal(config.journal_path) as journal:
+        with Journal(config.journal_path, upgrade=False) as journal:
             return _retry(journal, args.job, config)
     except (JournalError, sqlite3.Error) as exc:
         return _error(f"{config.journal_path}: {exc}")

@@ -64,7 +64,7 @@ def run_status(args: argparse.Namespace) -> int:
     if not config.journal_path.exists():
         print(f"no journal at {config.journal_path}: the daemon has not run with this state folder")
         return EXIT_OK
-    with Journal(config.journal_path) as journal:
+    with Journal(config.journal_path, upgrade=False) as journal:
         counts = journal.counts()
         print("  ".join(f"{state}: {count}" for state, count in counts.items()))
         now = time.time()

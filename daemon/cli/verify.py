@@ -172,7 +172,7 @@ def _deleted_by_retention(config: Config | None, job: str) -> str | None:
         return None
     from privmask.daemon.journal import Journal
 
-    with Journal(config.journal_path) as journal:
+    with Journal(config.journal_path, upgrade=False) as journal:
         copy = journal.escrow(job)
     if copy is None or copy.deleted is None:
         return None

@@ -142,7 +142,7 @@ def _escrow_copy(config: Config, target: str) -> EscrowCopy:
         raise RevealError(
             f"no journal at {config.journal_path}: give the daemon's --config or --state"
         )
-    with Journal(config.journal_path) as journal:
+    with Journal(config.journal_path, upgrade=False) as journal:
         job = job_id(journal, target)
         copy = journal.escrow(job)
     if copy is None:

@@ -28,6 +28,7 @@ from privmask.daemon.journal import (
     JobState,
     JobStateError,
     Journal,
+    JournalError,
     Review,
     ReviewDecision,
 )
@@ -65,7 +66,11 @@ class JournalReviewQueue:
             held, review = found
             try:  # the rule as the worker will decide it now
                 with opened_source(held) as clip:
-                    decision = decide(held, clip, journal.first_file(held.id), self.config)[0]
+                    taken, swept = (
+                        journal.first_file(held.id),
+                        journal.swept_recording_time(held.id),
+                    )
+                    decision = decide(held, clip, taken, self.config, swept)[0]
             except NoRuleApplies:
                 raise ReviewError(f"job {job}: no rule applies to it any more") from None
             except VideoError as exc:  # the source gone or replaced meanwhile
@@ -126,7 +131,11 @@ class JournalReviewQueue:
         path = self.config.journal_path
         if not path.exists():  # never make a journal where no daemon has run
             raise ReviewError(f"no journal at {path}: the daemon has not run with this state")
-        with Journal(path) as journal:
+        try:
+            journal = Journal(path, upgrade=False)  # the daemon upgrades it, never the page
+        except JournalError as exc:
+            raise ReviewError(str(exc)) from None
+        with journal:
             yield journal
 
 

@@ -9,22 +9,25 @@ make the next try analyse again and wait again, never publish a selection made o
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from privmask.daemon.config import Config, load_config
 from privmask.daemon.custody.sitekey import site_key
 from privmask.daemon.delivery import Custody
-from privmask.daemon.journal import FileIdentity, JobState, Journal
+from privmask.daemon.journal import SCHEMA_VERSION, FileIdentity, JobState, Journal
+from privmask.daemon.journal_schema import configure, migrate
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import publish
 from privmask.daemon.worker import run_job
 from privmask.rules.ruleset import RuleSet
 
-from clips import write_clip
+from clips import Custodian, write_clip
 from harness import PASSWORD, Daemon, privmask
 
 pytestmark = pytest.mark.slow
@@ -40,11 +43,11 @@ rules:
 class Site:
     """A daemon's folders, config, rules and journal, driven without the daemon."""
 
-    def __init__(self, root: Path, models_dir: Path) -> None:
+    def __init__(self, root: Path, models_dir: Path, **settings: Any) -> None:
         self.rules = root / "rules"
         self.rules.mkdir()
         self.set_rules(0.6)
-        self.daemon = Daemon(root, models_dir, rules=str(self.rules))
+        self.daemon = Daemon(root, models_dir, rules=str(self.rules), **settings)
         self.config: Config = load_config(self.daemon.config)
         self.config.state.mkdir(mode=0o700)
         self.custody = Custody.of(self.config, site_key(self.config))
@@ -82,8 +85,8 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path, models_dir: Path) -> Site:
-    made = Site(tmp_path, models_dir)
+def site(tmp_path: Path, models_dir: Path, custodians: dict[str, Custodian]) -> Site:
+    made = Site(tmp_path, models_dir, escrow={"recipients": [custodians["age"].recipient]})
     job = made.take_in(write_clip(made.daemon.inbox / "clip.mp4", frames=20))
     assert made.work() is JobState.REVIEW and job == 1
     return made
@@ -155,3 +158,26 @@ def test_an_approval_the_rules_no_longer_fit_is_analysed_again(site: Site) -> No
     assert manifest["review"]["reason"] == "still nobody"
     assert manifest["review"]["kept_visible"] == [] and manifest["review"]["regions"] == 0
     assert not (site.config.state / "review" / "000001").exists()
+
+
+def test_commands_never_upgrade_a_journal_the_daemon_has_not(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A newer privmask's `review list` beside an older running daemon must not move the
+    journal to a schema that daemon cannot read (its page and workers would stop)."""
+    bare = Daemon(tmp_path, models_dir)
+    path = bare.state / "journal.sqlite"
+    bare.state.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    configure(db, path, 5.0)
+    db.execute("BEGIN IMMEDIATE")
+    migrate(db, path, target=SCHEMA_VERSION - 1)
+    db.execute("COMMIT")
+    db.close()
+    for command in (("review", "list"), ("review", "show", "1"), ("status",)):
+        done = privmask(*command, "--config", bare.config)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, command
+        assert f"schema {SCHEMA_VERSION - 1}" in done.stderr.strip().splitlines()[-1], command
+        assert "privmask run" in done.stderr, command
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION - 1

@@ -1,0 +1,116 @@
+"""The sweep tables of the real SQLite journal: each chunk recorded once, the watermark
+moved only over chunks whose packages are durable (or gaps), never past the listing."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from privmask.daemon.journal import SCHEMA_VERSION, FileIdentity, Journal
+from privmask.daemon.journal_schema import migrate
+from privmask.daemon.sweeps.source import Chunk
+
+T0 = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+
+
+def chunk(n: int, recording: str = "rec1") -> Chunk:
+    start = T0 + timedelta(minutes=15 * n)
+    return Chunk("nvr", recording, "cam1", start, start + timedelta(minutes=15))
+
+
+def queue_job(journal: Journal, c: Chunk, path: Path) -> int:
+    path.write_bytes(c.key.encode())
+    info = path.stat()
+    identity = FileIdentity(str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+    job, _ = journal.enqueue(identity, c.key, str(path.parent), c.camera)
+    assert journal.take_chunk(c.key)
+    journal.chunk_queued(c.key, job.id, path, own_copy=True, gap=False)
+    return job.id
+
+
+def finish(journal: Journal, job_id: int) -> None:
+    job = journal.claim("w")
+    assert job is not None and job.id == job_id
+    journal.finish(job_id, "/outbox/p.zip", "rules")
+
+
+def test_a_chunk_is_recorded_once_whoever_plans_it(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        chunks = (chunk(0), chunk(1))
+        assert journal.record_chunks(chunks, by_recording=False) == list(chunks)
+        assert journal.take_chunk(chunk(0).key)
+        assert not journal.take_chunk(chunk(0).key)  # a second taker gets nothing
+        # a double fire plans the same chunks: only the one not yet taken waits
+        assert journal.record_chunks(chunks, by_recording=False) == [chunk(1)]
+        assert len(journal.chunks("nvr")) == 2
+
+
+def test_a_file_is_taken_once_whatever_span_it_is_seen_with(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        whole = Chunk("f", "cam1/a.mp4", None, T0, T0 + timedelta(minutes=5))
+        clipped = Chunk("f", "cam1/a.mp4", None, T0 + timedelta(minutes=1), whole.end)
+        journal.record_chunks((whole,), by_recording=True)
+        assert journal.record_chunks((clipped,), by_recording=True) == []
+
+
+def test_the_watermark_moves_only_over_packaged_chunks_and_gaps(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        chunks = (chunk(0), chunk(1), chunk(2))
+        journal.record_chunks(chunks, by_recording=False)
+        journal.listed("nvr", T0, chunk(3).start)
+        first = queue_job(journal, chunks[0], tmp_path / "a.mp4")
+        journal.take_chunk(chunks[1].key)
+        journal.chunk_gap(chunks[1].key)
+        third = queue_job(journal, chunks[2], tmp_path / "c.mp4")
+        assert journal.settle("nvr") == T0  # nothing packaged yet
+        finish(journal, first)
+        own: list[Path] = []
+        assert journal.settle("nvr", own_done=own) == chunks[2].start  # the gap counts
+        assert own == [tmp_path / "a.mp4"]
+        finish(journal, third)
+        assert journal.settle("nvr") == chunks[2].end
+        assert journal.swept_recording_time(third) == chunks[2].start  # for the worker's facts
+        assert journal.swept_recording_time(9999) is None
+        assert journal.source_status("nvr").covered_to == chunks[2].end
+
+
+def test_the_watermark_waits_for_a_fetch_cut_short(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.record_chunks((chunk(0), chunk(1)), by_recording=False)
+        journal.listed("nvr", T0, chunk(2).start)
+        journal.take_chunk(chunk(0).key)  # then the process is killed
+        journal.take_chunk(chunk(1).key)
+        journal.chunk_gap(chunk(1).key)
+        assert journal.settle("nvr") == T0
+    with Journal(tmp_path / "j.sqlite") as journal:
+        assert journal.release_fetching() == 1
+        assert journal.record_chunks((chunk(0),), by_recording=False) == [chunk(0)]
+
+
+def test_an_error_is_kept_until_a_good_run(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        assert journal.failed("nvr", "nvr1: unreachable") == 1
+        assert journal.failed("nvr", "nvr1: unreachable") == 2
+        journal.retry_at("nvr", 2000.0)
+        status = journal.source_status("nvr")
+        assert (status.last_error, status.failures, status.next_attempt) == (
+            "nvr1: unreachable",
+            2,
+            2000.0,
+        )
+        journal.listed("nvr", T0, T0)
+        assert journal.source_status("nvr").last_error is None
+
+
+def test_a_version_4_journal_gains_the_sweep_tables(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    migrate(db, path, target=4)
+    db.execute("COMMIT")
+    db.close()
+    with Journal(path) as journal:
+        journal.record_chunks((chunk(0),), by_recording=False)
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION == 5
