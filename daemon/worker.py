@@ -33,6 +33,7 @@ from privmask.daemon.config import Config
 from privmask.daemon.custody.source_deletion import delete_source
 from privmask.daemon.delivery import Custody, manifest, plan_delivery
 from privmask.daemon.journal import (
+    EscrowCopy,
     FileIdentity,
     Job,
     JobState,
@@ -169,7 +170,8 @@ def run_job(
         _failed(job, exc, journal, config, policy, worker)
     else:
         if isinstance(outcome, Held):
-            bound.info("job_held_for_review", subjects=outcome.subjects, why=outcome.why)
+            why = {"why": outcome.why} if outcome.why else {}  # said only when analysed again
+            bound.info("job_held_for_review", subjects=outcome.subjects, **why)
         else:
             bound.info("job_done", package=outcome.package.name, rule_set=outcome.ruleset)
     finally:
@@ -288,21 +290,27 @@ def process(
         remove_analysis(folder_of(config, job.id))
         delete_source(job, taken, decision, delivery, custody, journal.escrow(job_id))
         return Outcome(delivery.package, str(earlier.get("rule_set_sha256", decision.ruleset_hash)))
-    # the original first: no package is ever published without its escrow copy
-    escrowed = custody.seal(
-        journal,
-        job_id,
-        clip,
-        decision,
-        actor=f"worker {os.getpid()}",
-        expected_sha256=job.sha256,
-        recorded=recorded.isoformat(),
-    )
-    if escrowed is not None:
-        log.info("escrow_written", job=job.id, file=escrowed.file)
-    elif sha256_of(clip) != job.sha256:
+    review = journal.review_of(job.id)
+    # a clip held for review was sealed before its analysis: that copy stays the one
+    sealed = journal.escrow(job_id) if review is not None else None
+    if sealed is not None and sealed.deleted is None and sealed.source_sha256 == job.sha256:
+        escrowed: EscrowCopy | None = sealed
+    else:  # the original first: no package is ever published without its escrow copy
+        escrowed = custody.seal(
+            journal,
+            job_id,
+            clip,
+            decision,
+            actor=f"worker {os.getpid()}",
+            expected_sha256=job.sha256,
+            recorded=recorded.isoformat(),
+        )
+        if escrowed is not None:
+            log.info("escrow_written", job=job.id, file=escrowed.file)
+    # sealing just now checked the clip against its hash; otherwise check it here
+    if (escrowed is None or escrowed is sealed) and sha256_of(clip) != job.sha256:
         raise VideoError(f"{source.name}: changed since it was taken in; it will be taken in again")
-    reviewed, review = None, journal.review_of(job.id)
+    reviewed = None
     if decision.review or review is not None:  # once held, only as a reviewer decided
         step = prepare(job, clip, decision, review, config)
         if isinstance(step, Held):

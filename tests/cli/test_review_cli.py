@@ -160,6 +160,24 @@ def test_an_approval_the_rules_no_longer_fit_is_analysed_again(site: Site) -> No
     assert not (site.config.state / "review" / "000001").exists()
 
 
+def test_an_approved_clip_keeps_the_escrow_copy_made_when_it_was_held(site: Site) -> None:
+    """The original was sealed before the analysis; the approved try packages against that
+    copy instead of sealing (and auditing) a second one that silently replaces it."""
+    with Journal(site.config.journal_path) as journal:
+        held = journal.escrow("000001")
+    assert held is not None
+    approved = site.review("decide", "1", "--reason", "nobody to hide", "--approve")
+    assert approved.returncode == 0, approved.stderr
+    assert site.work() is JobState.DONE
+    written = [e for e in site.daemon.audit() if e["action"] == "escrow_written"]
+    assert len(written) == 1
+    with Journal(site.config.journal_path) as journal:
+        assert journal.escrow("000001") == held
+    (package,) = site.daemon.packages()
+    _, manifest = site.daemon.read(package)
+    assert manifest["escrow"]["sha256"] == held.sha256
+
+
 def test_commands_never_upgrade_a_journal_the_daemon_has_not(
     tmp_path: Path, models_dir: Path
 ) -> None:
