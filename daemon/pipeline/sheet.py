@@ -1,9 +1,9 @@
 """The contact sheet of an analysis: one crop per subject, with its id, time span and a
 small timeline, as a PNG and as a self-contained HTML page (no external URL, no script).
 
-Each subject is shown by its best sighting: its face's highest score where it has a face,
-else its best box of any class. The crops are unmasked: the sheet lives in the analysis
-folder, which only its owner may read.
+Each subject is shown by its best sighting: its body's highest score where it has a body
+(head to feet), else its face's, else its best box of any class. The crops are unmasked:
+the sheet lives in the analysis folder, which only its owner may read.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ TILE = 160  # pixels: the side of a crop's square
 CAPTION = 44  # pixels under each crop: id, span, timeline
 COLUMNS = 6
 MARGIN = {TargetClass.FACE: 0.3, TargetClass.PERSON: 0.05, TargetClass.PLATE: 0.3}
+PREFERRED = (TargetClass.PERSON, TargetClass.FACE)  # what a subject's crop shows first
 Image = npt.NDArray[np.uint8]
 
 
@@ -40,7 +41,7 @@ class Tile:
 
 def tiles(source: Path, info: VideoInfo, subjects: tuple[Subject, ...]) -> list[Tile]:
     """One crop per subject, cut from its best frame (one decoding pass)."""
-    best = {s.subject_id: _best_sighting(s) for s in subjects}
+    best = {s.subject_id: best_sighting(s) for s in subjects}
     wanted: dict[int, list[int]] = {}
     for subject_id, (frame, _, _) in best.items():
         wanted.setdefault(frame, []).append(subject_id)
@@ -60,9 +61,11 @@ def tiles(source: Path, info: VideoInfo, subjects: tuple[Subject, ...]) -> list[
     ]
 
 
-def _best_sighting(subject: Subject) -> tuple[int, Box, TargetClass]:
-    faces = [t for t in subject.tracks if t.target is TargetClass.FACE]
-    pool = faces or list(subject.tracks)
+def best_sighting(subject: Subject) -> tuple[int, Box, TargetClass]:
+    """The best-scored box of its body where it has one (clothes tell people apart where a
+    face seen from above, or from behind, does not), else of its face, else of any class."""
+    by_class = {c: [t for t in subject.tracks if t.target is c] for c in PREFERRED}
+    pool = next((found for found in by_class.values() if found), list(subject.tracks))
     score, frame, box, target = max(
         ((s, f, b, t.target) for t in pool for s, f, b in zip(t.scores, t.frames, t.boxes)),
         key=lambda row: row[0],

@@ -30,6 +30,7 @@ INSIDE_AREA = 0.8  # the share of a face box inside a person box for it to be th
 HEAD_SHARE = 0.45  # a face's centre lies in this top share of its person's box
 MOST = 2 / 3  # the share of the common frames the face must be inside in
 MIN_COMMON = 2  # frames both were seen in, at least: one frame together is a coincidence
+GLIMPSE = 2  # sightings, at most, of a face said to be probably part of another subject
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,39 @@ def group(tracks: Sequence[Track]) -> list[Subject]:
 def subject_of(subjects: Iterable[Subject]) -> dict[int, int]:
     """Subject id by track id."""
     return {t.track_id: s.subject_id for s in subjects for t in s.tracks}
+
+
+def likely_part_of(subjects: Sequence[Subject]) -> dict[int, int]:
+    """Face-only subjects that are probably part of another subject: seen at most
+    GLIMPSE times, each time inside the head of exactly one other subject's person box in
+    that frame. `group` keeps them apart on purpose (one frame together could be a passer-by:
+    joining would show them when the other is kept visible); this only says so, by id."""
+    found: dict[int, int] = {}
+    for subject in subjects:
+        if subject.classes != [TargetClass.FACE.label]:
+            continue
+        sightings = [(f, b) for t in subject.tracks for f, b in zip(t.frames, t.boxes)]
+        if len(sightings) > GLIMPSE:
+            continue
+        holders = {_holder(frame, box, subject, subjects) for frame, box in sightings}
+        holder = holders.pop() if len(holders) == 1 else None
+        if holder is not None:
+            found[subject.subject_id] = holder
+    return found
+
+
+def _holder(frame: int, head: Box, face: Subject, subjects: Sequence[Subject]) -> int | None:
+    """The one other subject whose person box holds `head` in `frame`, else None."""
+    holding = {
+        other.subject_id
+        for other in subjects
+        if other is not face
+        for track in other.tracks
+        if track.target is TargetClass.PERSON
+        for f, body in zip(track.frames, track.boxes)
+        if f == frame and _holds(body, head)
+    }
+    return holding.pop() if len(holding) == 1 else None
 
 
 def bodies_of(face: Track, people: Sequence[Track]) -> list[Track]:

@@ -25,6 +25,8 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from privmask.daemon.pipeline.analysis import ANALYSIS_FILE
+from privmask.daemon.pipeline.sheet import best_sighting
+from privmask.daemon.pipeline.subjects import Subject, likely_part_of
 from privmask.daemon.review.preview import ClipPreview, PreviewError
 from privmask.daemon.review.queue import ClipUnderReview, Decision, ReviewError, ReviewQueue
 from privmask.daemon.review.sessions import Session
@@ -129,7 +131,10 @@ class ClipPages:
             data = await run_in_threadpool(preview.jpeg, choice)
         except PreviewError as exc:
             return PlainTextResponse(str(exc), status_code=400)
-        refused = await self._viewed(opened, "preview")  # on record before a pixel is sent
+        refused = None
+        if choice.keep:  # on record before a pixel is sent; with none kept, all are masked
+            kept = ", ".join(map(str, sorted(choice.keep)))
+            refused = await self._viewed(opened, f"preview frame {choice.frame} keeping {kept}")
         return refused or Response(data, media_type="image/jpeg")
 
     async def decide(self, request: Request, form: FormData, session: Session | None) -> Response:
@@ -234,6 +239,11 @@ class ClipPages:
     def _message(
         self, request: Request, session: Session, message: str, *, status: int, plain: bool
     ) -> Response:
+        if request.headers.get("hx-request"):  # the preview's place says it, escaped
+            context = {"preview_error": message}
+            return self._site.templates.TemplateResponse(
+                request, "clip_preview.html", context, status_code=status
+            )
         if plain:
             return PlainTextResponse(message, status_code=status)
         context = {"user": session.user, "csrf": session.csrf, "message": message}
@@ -264,6 +274,7 @@ class ClipPages:
             "subjects": _subject_rows(preview, set(keep)),
             "frames": preview.frames,
             "frame": frame,
+            "busiest": preview.busiest_frame(),
             "fps": preview.fps,
             "size": preview.size,
             "src": _preview_src(job, query),
@@ -277,12 +288,16 @@ class ClipPages:
 
 
 def _subject_rows(preview: ClipPreview, keep: set[str]) -> list[dict[str, Any]]:
-    """Per subject: id, classes, time span, and the runs of frames it was seen in."""
+    """Per subject: id, classes, time span, the runs of frames it was seen in, the frame of
+    its best sighting (its contact sheet crop's), and the subjects it is probably part of."""
     every = int(preview.analysis.detection.get("detect_every", 1) or 1)
+    notes = subject_notes(preview.subjects)
     rows = []
     for subject in preview.subjects:
         seen = sorted({f for t in subject.tracks for f in t.frames})
         rows.append({
+            "best": best_sighting(subject)[0],
+            "note": notes.get(subject.subject_id),
             "id": subject.subject_id,
             "classes": ", ".join(subject.classes),
             "first": subject.first_frame,
@@ -293,6 +308,17 @@ def _subject_rows(preview: ClipPreview, keep: set[str]) -> list[dict[str, Any]]:
             "kept": str(subject.subject_id) in keep,
         })  # fmt: skip
     return rows
+
+
+def subject_notes(subjects: Sequence[Subject]) -> dict[int, str]:
+    """What the page says beside a subject that is probably part of another (a face seen
+    once or twice on one person's head, kept apart on purpose), and beside that other."""
+    part_of = likely_part_of(subjects)
+    notes = {glimpse: f"probably part of #{other}" for glimpse, other in part_of.items()}
+    for other in sorted(set(part_of.values())):
+        parts = ", ".join(f"#{g}" for g in sorted(g for g, o in part_of.items() if o == other))
+        notes[other] = f"see also {parts}"
+    return notes
 
 
 def _runs(frames: Sequence[int], gap: int) -> list[tuple[int, int]]:

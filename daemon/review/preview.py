@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from privmask.adapters.video import VideoError, decode_frames, fit, probe
+from privmask.adapters.video import VideoError, fit, probe
 from privmask.daemon.pipeline import analysis
 from privmask.daemon.pipeline.geometry import FrameGeometry
 from privmask.daemon.pipeline.offline import masked_tracks
@@ -30,6 +30,7 @@ from privmask.daemon.pipeline.parts import PartMasker
 from privmask.daemon.pipeline.setup import tracker_settings
 from privmask.daemon.pipeline.subjects import Subject
 from privmask.daemon.pipeline.tracker import fill
+from privmask.daemon.review.frames import FrameMissing, FrameReader
 from privmask.daemon.review.queue import ClipUnderReview
 from privmask.rules.plan import PlanError, RedactionPlan, Region, TrackSelection
 
@@ -66,6 +67,7 @@ class ClipPreview:
         self.fps = float(self.info.frame_rate or 0) or 25.0
         self._lock = threading.Lock()  # the page asks from several threads
         self._kept: tuple[int, npt.NDArray[np.uint8]] | None = None
+        self._reader: FrameReader | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -133,20 +135,19 @@ class ClipPreview:
         return np.ascontiguousarray(np.rot90(picture, self.geometry.turns))
 
     def _frame_at(self, index: int) -> av.VideoFrame:
-        """A writable copy of frame `index`, unmasked. The latest one read is kept: each
-        toggle shows the same frame again, and reaching it means decoding every frame
-        before it (frame indices count decoded frames, as the pipeline's do)."""
+        """A writable copy of frame `index`, unmasked, reached by seeking (`frames`). The
+        latest one read is kept: each toggle shows the same frame again. The lock is this
+        clip's: other reviewers' clips are read meanwhile."""
         with self._lock:
             if self._kept is None or self._kept[0] != index:
-                self._kept = (index, self._decode(index))
+                if self._reader is None:  # the clip is indexed once, on its first frame
+                    self._reader = FrameReader(self.clip.source)
+                try:
+                    self._kept = (index, self._reader.frame(index))
+                except FrameMissing:
+                    raise PreviewError(f"the clip has no frame {index}") from None
             pixels = self._kept[1]
         return av.VideoFrame.from_ndarray(pixels, format="yuv420p")
-
-    def _decode(self, index: int) -> npt.NDArray[np.uint8]:
-        for at, frame in enumerate(decode_frames(self.clip.source, writable=False)):
-            if at == index:
-                return np.asarray(frame.to_ndarray(), dtype=np.uint8)
-        raise PreviewError(f"the clip has no frame {index}")
 
     def _frame(self, text: str) -> int:
         try:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jinja2
 import structlog
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -30,7 +31,7 @@ from starlette.templating import Jinja2Templates
 from privmask.daemon.review import users
 from privmask.daemon.review.clip_pages import ClipPages
 from privmask.daemon.review.guard import Guard
-from privmask.daemon.review.queue import NoReviewQueue, ReviewQueue
+from privmask.daemon.review.queue import NoReviewQueue, ReviewError, ReviewQueue
 from privmask.daemon.review.sessions import Clock, LoginLimiter, Session, SessionStore, same_token
 
 HERE = Path(__file__).parent
@@ -38,6 +39,8 @@ SESSION_COOKIE = "privmask_session"
 LOGIN_COOKIE = "privmask_login"
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "x-csrf-token"
 MAX_BODY = 64 * 1024  # the page's forms are small; a larger body is refused unread
+HOME = "/queue"  # where a login goes when no page sent the reviewer there
+MAX_NEXT = 500  # characters of a `next` path
 MAX_FIELDS = 200  # a decision sends a field per subject kept and per area drawn
 NOTES = {
     "approved": "approved; it goes on to its package",
@@ -122,9 +125,16 @@ class _Page:
 
     def to_login(self, request: Request, *, expired: bool) -> Response:
         """Back to the login page; an htmx request is told to go there itself."""
-        target = "/login?expired=1" if expired else "/login"
+        query = [("expired", "1")] if expired else []
+        back = _back_to(request)
+        if back is not None:
+            query.append(("next", back))
+        target = f"/login?{urlencode(query)}" if query else "/login"
         if request.headers.get("hx-request"):
-            response: Response = Response(status_code=401, headers={"HX-Redirect": target})
+            message = "Your session has ended. Please log in again."  # shown if not followed
+            response: Response = PlainTextResponse(
+                message, status_code=401, headers={"HX-Redirect": target}
+            )
         else:
             response = RedirectResponse(target, status_code=303)
         response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
@@ -139,10 +149,12 @@ class _Page:
 
     async def login_form(self, request: Request) -> Response:
         if self.session(request) is not None:
-            return RedirectResponse("/queue", status_code=303)
+            back = local_path(request.query_params.get("next"))
+            return RedirectResponse(back, status_code=303)
         expired = request.query_params.get("expired") == "1"
         message = "Your session has ended. Please log in again." if expired else None
-        return self._login_page(request, message, status=200)
+        return self._login_page(request, message, status=200,
+                                back=local_path(request.query_params.get("next")))  # fmt: skip
 
     async def login(self, request: Request, form: FormData, _: Session | None) -> Response:
         name, password = _text(form, "name") or "", _text(form, "password") or ""
@@ -162,12 +174,13 @@ class _Page:
             # an unknown name is not logged: it may be a password typed in the wrong field
             shown = name if result == "wrong password" else None
             _log.warning("review.login_failed", user=shown, address=address, reason=result)
-            return self._login_page(request, "Wrong name or password.", status=401)
+            return self._login_page(request, "Wrong name or password.", status=401,
+                                    back=local_path(_text(form, "next")))  # fmt: skip
         self._limiter.succeeded(name)
         self._sessions.end(request.cookies.get(SESSION_COOKIE))  # never reuse a session id
         token, _session = self._sessions.create(name)
         _log.info("review.login", user=name, address=address)
-        response = RedirectResponse("/queue", status_code=303)
+        response = RedirectResponse(local_path(_text(form, "next")), status_code=303)
         _set_cookie(request, response, SESSION_COOKIE, token, max_age=None)
         response.delete_cookie(LOGIN_COOKIE, path="/login", httponly=True, samesite="strict")
         return response
@@ -190,13 +203,21 @@ class _Page:
         session = self.session(request)
         if session is None:
             return self.signed_out(request)
-        clips = await run_in_threadpool(self._settings.queue.waiting)
-        context = {"user": session.user, "csrf": session.csrf, "clips": clips, "note": note}
+        context = {"user": session.user, "csrf": session.csrf, "note": note}
+        try:
+            clips = await run_in_threadpool(self._settings.queue.waiting)
+        except ReviewError as exc:  # e.g. a journal this privmask cannot read: say so
+            _log.error("review.queue_unreadable", error=str(exc))
+            context |= {"clips": (), "unreadable": str(exc)}
+            return self.templates.TemplateResponse(request, template, context, status_code=503)
+        context["clips"] = clips
         return self.templates.TemplateResponse(request, template, context)
 
-    def _login_page(self, request: Request, message: str | None, *, status: int) -> Response:
+    def _login_page(
+        self, request: Request, message: str | None, *, status: int, back: str = HOME
+    ) -> Response:
         token = secrets.token_urlsafe(32)
-        context = {"csrf": token, "message": message}
+        context = {"csrf": token, "message": message, "next": back}
         response = self.templates.TemplateResponse(
             request, "login.html", context, status_code=status
         )
@@ -217,6 +238,35 @@ def _set_cookie(
     response.set_cookie(
         name, value, max_age=max_age, path=path, secure=secure, httponly=True, samesite="strict"
     )
+
+
+def local_path(text: str | None) -> str:
+    """`text` if it is a path on this site, else the queue: after logging in, a reviewer goes
+    back only to a page of this site (a `next` of "//host" or "https://host" would send the
+    new session's user elsewhere)."""
+    if (
+        not text
+        or len(text) > MAX_NEXT
+        or not text.startswith("/")
+        or text.startswith(("//", "/\\"))
+        or not text.isprintable()
+        or " " in text
+    ):
+        return HOME
+    return text
+
+
+def _back_to(request: Request) -> str | None:
+    """The page to come back to after logging in: a page the browser asked for itself (not
+    an htmx fragment, not the queue, which is where a login goes anyway)."""
+    path = request.url.path
+    if request.method != "GET" or request.headers.get("hx-request"):
+        return None
+    if path.endswith((".png", ".jpg")) or path.startswith("/static/"):
+        return None  # a picture of a page, not a page to come back to
+    if request.url.query:
+        path = f"{path}?{request.url.query}"
+    return None if local_path(path) in (HOME, "/") else path
 
 
 def _note(request: Request) -> str | None:

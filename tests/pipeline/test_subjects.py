@@ -7,7 +7,7 @@ import numpy as np
 
 from privmask.adapters.detections import TargetClass
 from privmask.daemon.pipeline.hold import bridge
-from privmask.daemon.pipeline.subjects import group, subject_of
+from privmask.daemon.pipeline.subjects import group, likely_part_of, subject_of
 from privmask.daemon.pipeline.tracks import Track, TrackerSettings
 
 FACE, PERSON = TargetClass.FACE, TargetClass.PERSON
@@ -82,3 +82,45 @@ def test_a_longer_hold_joins_tracks_the_fixed_linking_left_apart() -> None:
     kept = bridge([before, after, far], settings(25), settings(25))
     assert len(kept) == 3
     assert len(before.frames) == 10  # the input is not changed
+
+
+def glimpse(track_id: int, frames: list[int], x: float, speed: float = 3.0) -> Track:
+    """A face seen in a few frames only, where `head` would be."""
+    track = Track(track_id, FACE)
+    for frame in frames:
+        left = x + 45 + speed * frame
+        track.add(frame, np.array([left, 310, left + 30, 350], np.float32), 0.7)
+    return track
+
+
+def test_a_face_glimpsed_on_a_body_is_its_own_subject_said_to_be_probably_part_of_it() -> None:
+    tracks = [
+        body(1, range(0, 30, 3), 100),  # one person: a body tracked in two pieces,
+        body(2, range(45, 90, 3), 100),
+        head(3, range(0, 90, 3), 100),  # joined through its face
+        glimpse(4, [12], 100),  # once on its head: kept apart (one frame is no proof)
+        glimpse(5, [27, 48], 100),  # twice, once on each piece
+        body(6, range(0, 90, 3), 600),
+        glimpse(7, [9], 800),  # beside body 6, on nobody
+        body(8, range(0, 12, 3), 1000),  # another, in three pieces
+        body(9, range(15, 27, 3), 1000),
+        body(10, range(30, 42, 3), 1000),
+        head(11, range(0, 42, 3), 1000),
+        glimpse(12, [6, 18, 33], 1000),  # three times: a face tracked, not a glimpse
+    ]
+    subjects = group(tracks)
+    ids = subject_of(subjects)
+    assert len({ids[n] for n in (1, 2, 3, 4, 5)}) == 3  # the glimpses stay subjects of their own
+    assert likely_part_of(subjects) == {ids[4]: ids[1], ids[5]: ids[1]}
+
+
+def test_a_glimpse_inside_two_bodies_or_on_two_people_points_at_nobody() -> None:
+    front, behind = body(1, range(0, 30, 3), 100), body(2, range(0, 30, 3), 104)
+    both = glimpse(3, [9], 102)  # inside both at once
+    one, other = body(4, range(0, 30, 3), 600), body(5, range(0, 30, 3), 1000)
+    split = Track(6, FACE)  # once on body 4's head, once on body 5's
+    split.add(12, np.array([681, 310, 711, 350], np.float32), 0.7)
+    split.add(15, np.array([1090, 310, 1120, 350], np.float32), 0.7)
+    subjects = group([front, behind, both, one, other, split])
+    assert len(subjects) == 6
+    assert likely_part_of(subjects) == {}

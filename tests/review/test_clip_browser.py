@@ -75,7 +75,8 @@ def test_keep_one_subject_draw_an_area_and_approve(
     assert len(area.points) == 4
     for (x, y), (cx, cy) in zip(area.points, corners, strict=True):
         assert abs(x - cx) <= 2 and abs(y - cy) <= 2
-    assert (JOB, NAME, "sheet") in queue.views and (JOB, NAME, "preview") in queue.views
+    assert (JOB, NAME, "sheet") in queue.views
+    assert (JOB, NAME, f"preview frame {frame} keeping 2") in queue.views
     assert page.problems == []  # type: ignore[attr-defined]
 
 

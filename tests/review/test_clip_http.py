@@ -80,7 +80,7 @@ def test_the_preview_image_is_recorded_and_bad_choices_refused(
     assert image.headers["content-type"] == "image/jpeg"
     assert image.headers["cache-control"] == "no-store"
     assert decode_jpeg(image.content).shape == (360, 640, 3)
-    assert queue.views == [(JOB, NAME, "preview")]
+    assert queue.views == [(JOB, NAME, "preview frame 20 keeping 2, 3")]
     for params, words in (
         ({"frame": 99}, "frame must be 0..49, got 99"),
         ({"keep": 9}, "no subject 9 in this clip's analysis (its subjects: 1, 2, 3)"),
@@ -92,11 +92,23 @@ def test_the_preview_image_is_recorded_and_bad_choices_refused(
     assert len(queue.views) == 1  # nothing shown, nothing recorded
 
 
+def test_a_preview_keeping_nobody_visible_is_no_view_of_unmasked_pictures(
+    client: httpx.Client, queue: OneClipQueue
+) -> None:
+    for params in ({"frame": 20}, {"frame": 20, "area": AREA}, {}):
+        shown = client.get(f"/clip/{JOB}/preview.jpg", params=params)
+        assert shown.status_code == 200, params
+    assert queue.views == []  # every subject masked: nobody was shown
+    kept = client.get(f"/clip/{JOB}/preview.jpg", params={"frame": 31, "keep": [3, 1]})
+    assert kept.status_code == 200
+    assert queue.views == [(JOB, NAME, "preview frame 31 keeping 1, 3")]
+
+
 def test_a_view_that_cannot_be_recorded_is_not_shown(
     client: httpx.Client, queue: OneClipQueue
 ) -> None:
     queue.view_refusal = "not recorded, so not done: the audit log is full"
-    for path in ("/sheet.png", "/preview.jpg?frame=3"):
+    for path in ("/sheet.png", "/preview.jpg?frame=3&keep=1"):
         refused = client.get(f"/clip/{JOB}{path}")
         assert refused.status_code == 400, path
         assert refused.text == queue.view_refusal

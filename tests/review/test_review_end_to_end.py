@@ -107,7 +107,9 @@ def test_a_reviewer_keeps_one_face_visible_and_the_package_shows_it(
         assert masked == ([] if subject == kept else [i for i, _ in seen]), subject
     assert all(is_masked(before[i], after[i], AREA) for i in range(0, len(after), 5))
     viewed = {e["details"]["what"] for e in site.audit() if e["action"] == "review_viewed"}
-    assert viewed == {"sheet", "preview"}
+    # the audit says what was shown unmasked: the frame and who was kept in it; the first
+    # preview, every subject masked, showed nobody and is not there
+    assert viewed == {"sheet", f"preview frame {frame} keeping {kept}"}
 
 
 def _listen(daemon: Daemon) -> str:

@@ -3,13 +3,16 @@ foreign-host requests, security headers, expiry and login limits."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 from structlog.testing import capture_logs
 
-from privmask.daemon.review.queue import WaitingClip
+from privmask.daemon.review.queue import ReviewError, WaitingClip
 
 from reviewing import (
     IDLE_SECONDS,
@@ -217,3 +220,51 @@ def test_the_queue_page_lists_what_the_review_queue_holds(users_file: Path) -> N
     assert "cam7-0915.mp4" in page and "CAM-7" in page and "2026-11-30T09:15:00+00:00" in page
     assert "<script>alert" not in page  # a file name is text, never markup
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in page
+
+
+class Unreadable(Waiting):
+    """A queue whose journal cannot be read now (say, a newer schema than this privmask's)."""
+
+    def waiting(self) -> tuple[WaitingClip, ...]:
+        raise ReviewError("journal schema 6 is newer than this privmask understands (5)")
+
+
+def test_a_queue_that_cannot_be_read_is_one_line_not_an_error_page(users_file: Path) -> None:
+    with (
+        serving(users_file, Unreadable()) as running,
+        httpx.Client(base_url=running.url, timeout=30) as client,
+    ):
+        logged_in(client)
+        page = client.get("/queue")
+        items = client.get("/queue/items", headers={"HX-Request": "true"})
+    assert page.status_code == items.status_code == 503
+    assert "journal schema 6 is newer" in page.text and "Traceback" not in page.text
+    assert "journal schema 6 is newer" in items.text
+
+
+def log_in_from(client: httpx.Client, login_url: str) -> httpx.Response:
+    """The login form as `login_url` gave it, filled in and sent back as a browser would."""
+    page = client.get(login_url).text
+    form = {"csrf_token": csrf_token(page), "name": NAME, "password": PASSWORD}
+    found = re.search(r'name="next" value="([^"]*)"', page)
+    if found is not None:
+        form["next"] = html.unescape(found[1])
+    return client.post("/login", data=form)
+
+
+def test_after_logging_in_the_page_that_sent_there_is_shown(client: httpx.Client) -> None:
+    sent = client.get("/clip/17?frame=5")
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/login?next=%2Fclip%2F17%3Fframe%3D5"
+    back = log_in_from(client, sent.headers["location"])
+    assert back.status_code == 303
+    assert back.headers["location"] == "/clip/17?frame=5"
+
+
+def test_only_a_local_path_is_gone_back_to(server: Server) -> None:
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "queue",
+                   "/clip/1\r\nSet-Cookie: x=1"):  # fmt: skip
+        with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as client:
+            done = log_in_from(client, f"/login?{urlencode({'next': target})}")
+            assert done.status_code == 303, target
+            assert done.headers["location"] == "/queue", target

@@ -46,10 +46,14 @@
           shape("circle", { class: "point", cx: x, cy: y, r: Math.max(3, width / 160) });
         }
       }
+      const n = finished.length;
+      say(n === 1 ? "1 area drawn" : n + " areas drawn");
+    }
+
+    function say(text) {
       const count = document.getElementById("area-count");
       if (count) {
-        const n = finished.length;
-        count.textContent = n === 1 ? "1 area drawn" : n + " areas drawn";
+        count.textContent = text;
       }
     }
 
@@ -63,7 +67,8 @@
 
     button("area-finish", () => {
       if (points.length < MIN_POINTS) {
-        return; // a polygon needs three corners
+        say("An area needs at least 3 points."); // a polygon needs three corners
+        return;
       }
       const input = document.createElement("input");
       input.type = "hidden";
@@ -99,16 +104,80 @@
       }
     });
 
+    slider();
+    previewFailures();
+    redraw();
+  }
+
+  // The frame slider, the previous and next buttons, and each subject's row: a button and
+  // its timeline show the frame of its best sighting.
+  function slider() {
     const frame = document.getElementById("frame");
     const time = document.getElementById("frame-time");
-    if (frame && time) {
-      const fps = Number(frame.dataset.fps) || 25;
-      frame.addEventListener("input", () => {
-        const seconds = (Number(frame.value) / fps).toFixed(2);
-        time.textContent = "frame " + frame.value + " · " + seconds + " s";
-      });
+    if (!frame || !time) {
+      return;
     }
-    redraw();
+    const fps = Number(frame.dataset.fps) || 25;
+    const note = document.getElementById("frame-note");
+    function shown() {
+      const seconds = (Number(frame.value) / fps).toFixed(2);
+      time.textContent = "frame " + frame.value + " · " + seconds + " s";
+      if (note) {
+        note.hidden = frame.value !== note.dataset.frame; // it explains the first frame only
+      }
+    }
+    function show(number) {
+      const clamped = clamp(number, Number(frame.min), Number(frame.max));
+      if (clamped === Number(frame.value)) {
+        return;
+      }
+      frame.value = String(clamped);
+      shown();
+      frame.dispatchEvent(new Event("change", { bubbles: true })); // htmx fetches it
+    }
+    frame.addEventListener("input", shown);
+    button("frame-prev", () => show(Number(frame.value) - 1));
+    button("frame-next", () => show(Number(frame.value) + 1));
+    for (const element of document.querySelectorAll(".jump, svg.timeline")) {
+      element.addEventListener("click", () => show(Number(element.dataset.frame)));
+    }
+  }
+
+  // A preview picture the server refused (a view that could not be recorded, a clip
+  // decided elsewhere, a session ended) is replaced by the server's one line, never left
+  // broken or stale.
+  function previewFailures() {
+    const preview = document.getElementById("preview");
+    if (!preview) {
+      return;
+    }
+    preview.addEventListener(
+      "error",
+      (event) => {
+        const image = event.target;
+        if (!(image instanceof HTMLImageElement)) {
+          return;
+        }
+        const src = image.getAttribute("src");
+        image.remove();
+        fetch(src, { credentials: "same-origin" })
+          .then((response) => {
+            if (response.redirected || response.status === 401) {
+              return "Your session has ended. Please log in again.";
+            }
+            return response.ok ? "The preview could not be shown." : response.text();
+          })
+          .catch(() => "The preview could not be loaded: the review page is not answering.")
+          .then((text) => {
+            const line = document.createElement("p");
+            line.className = "message";
+            line.setAttribute("role", "alert");
+            line.textContent = text.split("\n")[0].slice(0, 300);
+            preview.replaceChildren(line);
+          });
+      },
+      true, // error events do not bubble
+    );
   }
 
   function pairs(text) {
