@@ -4,7 +4,9 @@ The rest of privmask sees only this module's plain types and two sync calls:
 
 - ``discover(interface, timeout) -> list[DiscoveredDevice]``: one WS-Discovery probe.
 - ``describe(device, credentials) -> CameraInfo | CameraError``: GetDeviceInformation,
-  GetProfiles, GetStreamUri (main and sub), GetSnapshotUri.
+  GetProfiles, GetStreamUri (main and sub), GetSnapshotUri; with credentials, every call
+  is signed on the camera's own clock (``onvif_clock``: cameras are often hours off, and
+  a token signed on ours would be refused as a wrong password).
 
 Why the probe is our own (about 60 lines of UDP and XML) rather than a library's: it is the
 one place where pinning to an interface matters (multicast goes out of, and is answered on,
@@ -31,12 +33,14 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
 
 from privmask.adapters import urls
+from privmask.adapters.onvif_clock import DeviceClock
+from privmask.adapters.onvif_errors import ErrorKind, classify
 
 # onvif-python and zeep log every failed call at ERROR; a camera's failure is reported
 # once, as a CameraError, by the caller, so their own records are dropped here.
@@ -69,7 +73,6 @@ xmlns:dn="http://www.onvif.org/ver10/network/wsdl">
 # the network, possibly from anyone on the segment
 _SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
-ErrorKind = Literal["unauthorized", "unreachable", "protocol"]
 
 
 class DiscoveryError(Exception):
@@ -226,15 +229,18 @@ def _describe(
     from onvif import CacheMode, ONVIFClient
 
     parts = urlsplit(device.xaddrs[0])
-    client = ONVIFClient(
-        parts.hostname or "",
-        parts.port or (443 if parts.scheme == "https" else 80),
-        credentials.username if credentials else None,
-        credentials.password if credentials else None,
-        timeout=max(1, round(timeout)),
-        cache=CacheMode.NONE,  # the WSDLs are local files; no cache file in $HOME
-        use_https=parts.scheme == "https",
-    )
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    common: dict[str, Any] = {
+        "timeout": max(1, round(timeout)),
+        "cache": CacheMode.NONE,  # the WSDLs are local files; no cache file in $HOME
+        "use_https": parts.scheme == "https",
+    }
+    if credentials is not None:
+        common["plugins"] = [_signing(device.xaddrs[0], host, port, credentials, common)]
+    # no username and password of its own: the plugin signs (onvif-python would sign
+    # on the host's clock, and its GetServices in here would fail and fall back to guesses)
+    client = ONVIFClient(host, port, None, None, **common)
     info = client.devicemgmt().GetDeviceInformation()
     media = client.media()
     raw_profiles = list(media.GetProfiles() or [])
@@ -271,6 +277,25 @@ def _describe(
     )
 
 
+def _signing(
+    xaddr: str, host: str, port: int, credentials: Credentials, common: dict[str, Any]
+) -> Any:
+    """A `DeviceClock` set to the camera's clock (GetSystemDateAndTime, unauthenticated).
+    A camera that will not tell its time is signed for on ours, as before; one that
+    cannot be reached fails here."""
+    from onvif.services import Device
+
+
+    clock = DeviceClock(credentials.username, credentials.password)
+    service = Device(xaddr=xaddr, host=host, port=port, username=None, password=None, **common)
+    try:
+        clock.sync(service.GetSystemDateAndTime)
+    except Exception as exc:
+        if classify(exc)[0] == "unreachable":
+            raise
+    return clock
+
+
 def _clean(uri: Any) -> str | None:
     return urls.redact(str(uri)) if uri else None
 
@@ -285,36 +310,3 @@ def _profile(raw: Any) -> Profile:
         width=int(resolution.Width) if resolution is not None else None,
         height=int(resolution.Height) if resolution is not None else None,
     )
-
-
-def classify(exc: BaseException) -> tuple[ErrorKind, str]:
-    """Map the client's exception chain to one kind and a short message without secrets."""
-    import requests
-    import zeep.exceptions
-
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    for error in chain:
-        if isinstance(error, requests.exceptions.Timeout):
-            return "unreachable", "timed out"
-        if isinstance(error, requests.exceptions.ConnectionError):
-            return "unreachable", _connection_reason(error)
-        if isinstance(error, zeep.exceptions.TransportError) and error.status_code == 401:
-            return "unauthorized", "wrong username or password (HTTP 401)"
-        if isinstance(error, zeep.exceptions.Fault):
-            text = f"{error.message} {error.code} {error.subcodes}".lower()
-            if "notauthorized" in text or "not authorized" in text or "unauthori" in text:
-                return "unauthorized", f"wrong username or password ({error.message})"
-            return "protocol", f"SOAP fault: {error.message}"
-    return "protocol", f"{type(chain[-1]).__name__}: {chain[-1]}"[:300]
-
-
-def _connection_reason(error: BaseException) -> str:
-    text = str(error)
-    for reason in ("Connection refused", "No route to host", "Name or service not known"):
-        if reason in text:
-            return reason.lower()
-    return "cannot connect"

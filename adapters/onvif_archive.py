@@ -41,8 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 from lxml import etree
 
 from privmask.adapters import urls
-from privmask.adapters.onvif import classify
 from privmask.adapters.onvif_clock import DeviceClock
+from privmask.adapters.onvif_errors import classify
 
 ArchiveCode = Literal["auth", "unreachable", "protocol"]
 SEARCH_NS = "http://www.onvif.org/ver10/search/wsdl"

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from zeep import Plugin
 from zeep.wsse.username import UsernameToken
 
-from privmask.adapters.onvif import classify
+from privmask.adapters.onvif_errors import classify
 
 T = TypeVar("T")
 

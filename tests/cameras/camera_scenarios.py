@@ -51,6 +51,8 @@ def peer(params: dict[str, Any], port: int, serial: str, **options: str) -> Iter
         command += ["--username", options["username"], "--password-file", str(secret)]
     if options.get("firmware"):
         command += ["--firmware", options["firmware"]]
+    if options.get("clock_offset"):
+        command += ["--clock-offset", options["clock_offset"]]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline() if process.stdout else ""
@@ -164,6 +166,23 @@ def scenario_inventory(params: dict[str, Any]) -> dict[str, Any]:
         "back": back,
         "state": str(state),
     }
+
+
+def scenario_clock(params: dict[str, Any]) -> dict[str, Any]:
+    """Cameras whose clocks are 3 h ahead of ours and 3 h behind, described with the
+    right password; and one 3 h ahead asked with a wrong one."""
+    cameras = [  # serial, port, device clock - ours (s), password
+        ("PY-AHEAD", 8080, "10800", PASSWORD),
+        ("PY-BEHIND", 8180, "-10800", PASSWORD),
+        ("PY-WRONG", 8280, "10800", "not-the-password"),
+    ]
+    results = {}
+    for serial, port, offset, password in cameras:
+        with peer(params, port, serial, username="admin", clock_offset=offset) as url:
+            device = onvif.DiscoveredDevice(f"urn:uuid:{serial}", (url,))
+            credentials = onvif.Credentials("admin", password)
+            results[serial] = _plain(onvif.describe(device, credentials, timeout=3))
+    return {"results": results}
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -341,6 +360,7 @@ SCENARIOS = {
     "inventory": scenario_inventory,
     "daemon": scenario_daemon,
     "rogue": scenario_rogue,
+    "clock": scenario_clock,
 }
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Started by the tests with the interpreter of ipycam's own venv (its opencv-pytho
 must never sit beside the project's headless one), always inside a private network
 namespace, because ipycam binds 0.0.0.0 and answers multicast probes.
 
-Usage: python ipycam_peer.py --port 8080 --rtsp-port 8554 --serial PY-1 [--auth USER:PASS-FILE]
+Usage: python ipycam_peer.py --port 8080 --rtsp-port 8554 --serial PY-1
+       [--username USER --password-file FILE] [--clock-offset SECONDS]
 Prints "READY <device-service-url>" once the device answers, then serves until SIGTERM.
 This file must not import privmask: it runs in another interpreter.
 """
@@ -29,7 +30,10 @@ def main() -> int:
     parser.add_argument("--firmware", default="")
     parser.add_argument("--username", default="")
     parser.add_argument("--password-file", default="", help="file holding the password")
+    parser.add_argument("--clock-offset", type=float, default=0.0, help="device clock - ours")
     args = parser.parse_args()
+    if args.clock_offset:
+        set_clock_off(args.clock_offset)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from ipycam import CameraConfig, IPCamera
@@ -73,6 +77,37 @@ def main() -> int:
     stop.wait()
     camera.stop()
     return 0
+
+
+def set_clock_off(seconds: float) -> None:
+    """The device's clock `seconds` off the host's, as a camera without NTP is: the time
+    GetSystemDateAndTime tells and the one a WS-Security Created is checked against (the
+    two clocks ipycam.onvif reads). And GetSystemDateAndTime answered without credentials,
+    as ONVIF Core has it (ipycam 1.3.0 wants them even there, and a camera that does so
+    while hours off cannot be signed for by anyone)."""
+    import re
+    import types
+    from datetime import datetime, timedelta
+
+    import ipycam.onvif as device
+
+    time_asked = re.compile(r"<(?:[\w.-]+:)?Body\b[^>]*>\s*<(?:[\w.-]+:)?GetSystemDateAndTime\b")
+    verify = device.ONVIFService.verify_usernametoken
+
+    def pre_auth(self, soap_body: str) -> bool:  # type: ignore[no-untyped-def]
+        return bool(time_asked.search(soap_body)) or verify(self, soap_body)
+
+    device.ONVIFService.verify_usernametoken = pre_auth  # type: ignore[method-assign]
+
+    class DeviceTime(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def,override]
+            return super().now(tz) + timedelta(seconds=seconds)
+
+    clock = types.SimpleNamespace(**vars(time))
+    clock.gmtime = lambda *_: time.gmtime(time.time() + seconds)
+    device.datetime = DeviceTime  # type: ignore[misc]
+    device.time = clock  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

