@@ -159,9 +159,13 @@ class SweepTable(JournalDB):
         found = [ChunkRow(k, r, _utc(s), _utc(e), st, j, bool(g)) for k, r, s, e, st, j, g in rows]  # type: ignore[arg-type]
         return found if keys is None else [c for c in found if c.key in set(keys)]
 
-    def settle(self, source: str, *, own_done: list[Path] | None = None) -> datetime | None:
-        """Mark the chunks whose jobs are final as settled, then move the watermark; returns
-        it. The own copies of chunks now packaged are appended to `own_done` (to delete)."""
+    def settle(
+        self, sweep: str, *, source: str | None = None, own_done: list[Path] | None = None
+    ) -> datetime | None:
+        """Mark the chunks of `source` (the sweep's source identity; default: the sweep's
+        name) whose jobs are final as settled, then move the sweep's watermark; returns it.
+        The own copies of chunks now packaged are appended to `own_done` (to delete)."""
+        source = source or sweep
         final = ", ".join(f"'{s}'" for s in _FINAL)
         with self._transaction() as db:
             rows = db.execute(
@@ -174,11 +178,13 @@ class SweepTable(JournalDB):
                 db.execute("UPDATE sweep_chunks SET state = 'settled' WHERE key = ?", (key,))
                 if own and own_done is not None and state in ("done", "duplicate"):
                     own_done.append(Path(path))
-            return self._advance(source)
+            return self._advance(sweep, source)
 
-    def _advance(self, source: str) -> datetime | None:
+    def _advance(self, sweep: str, source: str) -> datetime | None:
+        """The sweep's watermark over its source's chunks: a chunk another sweep over the
+        same source recorded holds it back until settled, as its own would."""
         row = self._db.execute(
-            "SELECT covered_to, listed_to FROM sweep_sources WHERE name = ?", (source,)
+            "SELECT covered_to, listed_to FROM sweep_sources WHERE name = ?", (sweep,)
         ).fetchone()
         if row is None or row[1] is None:
             return _utc(row[0]) if row else None
@@ -191,7 +197,7 @@ class SweepTable(JournalDB):
         reach = listed if first_open is None else min(listed, first_open)
         if covered is None or reach > covered:
             self._db.execute(
-                "UPDATE sweep_sources SET covered_to = ? WHERE name = ?", (reach, source)
+                "UPDATE sweep_sources SET covered_to = ? WHERE name = ?", (reach, sweep)
             )
             covered = reach
         return _utc(covered)
@@ -248,6 +254,23 @@ class SweepTable(JournalDB):
                 ).fetchone()
                 counts[_outcome(row)] += 1
         return counts
+
+    def with_gaps(self, keys: tuple[str, ...] | None = None, source: str | None = None) -> int:
+        """How many chunks had time without data: of a source identity (gaps and chunks made
+        around a gap), or of `keys` (the chunks made around a gap only)."""
+        with self._lock:
+            if source is not None:
+                row = self._db.execute(
+                    "SELECT count(*) FROM sweep_chunks WHERE source = ? AND gap = 1", (source,)
+                ).fetchone()
+                return int(row[0])
+            found = 0
+            for key in keys or ():
+                row = self._db.execute(
+                    "SELECT gap FROM sweep_chunks WHERE key = ? AND state != 'gap'", (key,)
+                )
+                found += bool((row.fetchone() or (0,))[0])
+            return found
 
     def source_status(self, source: str) -> SourceStatus:
         with self._lock:

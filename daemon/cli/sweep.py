@@ -106,11 +106,12 @@ def show_status(config: Config) -> int:
             upcoming = [t for t in (_next(sweep, zone),) if t is not None]
             if status.last_error and status.next_attempt:
                 upcoming.append(datetime.fromtimestamp(status.next_attempt, UTC))
+            gaps = journal.with_gaps(source=sweep.identity())
             print(
                 f"{sweep.name}  covered up to {_shown(status.covered_to, zone)}  "
                 f"next run {_shown(min(upcoming) if upcoming else None, zone)}  "
                 f"last run {_shown(status.last_run, zone)}  "
-                f"last error {status.last_error or '-'}"
+                f"gaps {gaps} chunk(s)  last error {status.last_error or '-'}"
             )
     return EXIT_OK
 
@@ -171,7 +172,11 @@ def run_now(config: Config, name: str, start: str | None, end: str | None) -> in
 
 def _summary(report: RunReport, journal: Journal) -> int:
     counts = journal.outcome(report.keys)
-    shown = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    holes = journal.with_gaps(report.keys)  # chunks made with time in them without data
+    parts = [f"{n} {what}" for what, n in counts.items() if n]
+    if holes and counts["packaged"]:
+        parts[0] += f" ({holes} with a gap)"
+    shown = ", ".join(parts)
     print(f"{report.sweep}: {len(report.keys)} chunk(s){': ' + shown if shown else ''}")
     if report.error:
         print(f"privmask: error: {report.error}", file=sys.stderr)

@@ -91,7 +91,10 @@ class SweepRunner:
             listing = source.list(span)
         except (SourceError, SecretError) as exc:
             return self._failed(name, str(exc))
-        planned = plan(name, listing, span, spec.chunk, cuts=source.cuts, camera=spec.camera)
+        # chunks are keyed by the source, not the sweep: two sweeps over one make each once
+        planned = plan(
+            spec.identity(), listing, span, spec.chunk, cuts=source.cuts, camera=spec.camera
+        )
         waiting = self.journal.record_chunks(planned.chunks, by_recording=not source.cuts)
         if not backfill:  # recorded first: the watermark never passes an unrecorded chunk
             self.journal.listed(name, span.start, planned.reach)
@@ -154,9 +157,11 @@ class SweepRunner:
             if name is not None and spec.name != name:
                 continue
             own: list[Path] = []
-            self.journal.settle(spec.name, own_done=own)
-            staging = self.config.state / "sweeps" / spec.name
-            for path in own:  # only files privmask wrote into its own staging folder
+            self.journal.settle(spec.name, source=spec.identity(), own_done=own)
+            # only files privmask wrote into a sweep's staging folder (another sweep over the
+            # same source may have fetched a chunk this one settles)
+            staging = self.config.state / "sweeps"
+            for path in own:
                 if staging in path.parents:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
@@ -167,7 +172,7 @@ class SweepRunner:
         self.journal.release_fetching()
         for spec in self.config.sweeps:
             staging = self.config.state / "sweeps" / spec.name
-            kept = self.journal.own_copies(spec.name)
+            kept = self.journal.own_copies(spec.identity())
             for path in staging.iterdir() if staging.is_dir() else ():
                 if path.is_file() and str(path) not in kept:
                     path.unlink(missing_ok=True)

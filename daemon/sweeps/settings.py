@@ -138,8 +138,9 @@ class SweepSpec(StrictModel):
     chunk_minutes: int = Field(
         default=15,
         ge=1,
-        le=1440,
-        description="recorders' recordings are cut into chunks this long, on UTC boundaries",
+        le=360,  # a replayed chunk's 90 kHz MP4 times overflow past ~6.6 h of hole
+        description="recorders' recordings are cut into chunks this long, on UTC boundaries "
+        "(at most 6 hours)",
     )
     camera: str | None = Field(
         default=None, description="camera id for rules, where the source does not name one"
@@ -190,9 +191,23 @@ class SweepSpec(StrictModel):
         place = str(getattr(self.source, self.kind))
         return f"{self.kind} {place if self.kind == 'folder' else redact(place)}"
 
+    def identity(self) -> str:
+        """What the source is, whichever sweep names it: the first part of its chunks' keys,
+        so two sweeps over one folder or recorder make each chunk once. A folder by its
+        resolved root; a recorder by its URL without credentials (a chunk's recording, the
+        key's next part, tells its recordings apart)."""
+        from pathlib import Path
+
+        from privmask.adapters.urls import redact
+
+        place = str(getattr(self.source, self.kind))
+        if self.kind == "folder":
+            return f"folder:{Path(place).resolve()}"
+        return f"{self.kind}:{redact(place).rstrip('/')}"
+
 
 def unique_names(sweeps: list[SweepSpec]) -> list[SweepSpec]:
-    """Sweep names key chunks and watermarks: two sweeps must not share one."""
+    """Sweep names key watermarks and status: two sweeps must not share one."""
     seen: set[str] = set()
     for sweep in sweeps:
         if sweep.name in seen:

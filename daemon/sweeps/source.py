@@ -62,7 +62,8 @@ class Listing:
 class Chunk:
     """One job of a sweep: a recording's data in [start, end)."""
 
-    source: str  # the sweep source's name (the sweep's name)
+    # the source's identity (`SweepSpec.identity()`): two sweeps over one source share chunks
+    source: str
     recording: str
     camera: str | None
     start: datetime
@@ -88,7 +89,7 @@ class SweepSource(Protocol):
     """One configured source. Implementations: `folder_source.FolderSource`,
     `onvif_source.OnvifSource`, `isapi_source.IsapiSource`, `dahua_source.DahuaSource`."""
 
-    name: str  # the sweep's name; part of every chunk key
+    name: str  # the sweep's name, for logs and status
     cuts: bool  # True: recordings are cut into fixed chunks; False: a recording is one chunk
 
     def list(self, window: Span) -> Listing:

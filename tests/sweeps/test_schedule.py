@@ -180,5 +180,21 @@ def test_the_second_fire_of_the_fall_back_night_makes_nothing_twice(tmp_path: Pa
         made = runner.run("archive", now=first)
         again = runner.run("archive", now=second)
         assert (made.queued, again.queued) == (2, 0)
-        assert len(journal.chunks("archive")) == 2
+        assert len(journal.chunks(config.sweeps[0].identity())) == 2
         assert len(journal.jobs()) == 2
+
+
+def test_a_chunk_longer_than_six_hours_is_refused(tmp_path: Path) -> None:
+    """A replayed chunk's MP4 times cannot span a hole of more than ~6.6 hours."""
+    path = tmp_path / "privmask.yaml"
+    path.write_text(
+        "sweeps:\n"
+        "  - name: archive\n"
+        "    schedule: '30 2 * * *'\n"
+        "    chunk_minutes: 1440\n"
+        "    source: {folder: /srv/archive}\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "sweeps.0.chunk_minutes" in str(refused.value)
+    assert "360" in str(refused.value)

@@ -4,6 +4,7 @@ archive, real clips, the real journal; each file packaged once however often it 
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,3 +182,30 @@ def test_a_recorder_chunk_is_fetched_packaged_and_its_copy_deleted(
     assert "s3cret-pass" not in refused.stdout + refused.stderr
     (line,) = [x for x in refused.stderr.splitlines() if x.startswith("privmask: error:")]
     assert "127.0.0.1" in line  # names the recorder
+
+
+def test_two_sweeps_over_one_folder_take_each_file_once(tmp_path: Path, models_dir: Path) -> None:
+    """A nightly and an hourly sweep of the same archive, one naming it through a link: the
+    chunks are the folder's, not the sweep's, so the second sweep finds each file taken."""
+    archive = tmp_path / "archive"
+    day = (NOW - timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    for quarter in range(2):
+        old_clip(archive / "cam1", day + timedelta(minutes=15 * quarter))
+    (tmp_path / "share").symlink_to(archive)  # the same share, mounted by another name
+    nightly = folder_sweep(archive, lag="1h", name="nightly")
+    hourly = folder_sweep(tmp_path / "share", lag="1h", name="hourly", schedule="0 * * * *")
+    config = site(tmp_path, models_dir, [nightly, hourly])
+    first = privmask("sweep", "run", "nightly", "--config", config, models=models_dir)
+    assert first.returncode == 0, first.stderr
+    second = privmask("sweep", "run", "hourly", "--config", config, models=models_dir)
+    assert second.returncode == 0, second.stderr
+    assert "hourly: 2 chunk(s): 2 packaged" in second.stdout  # made by the nightly sweep
+    # nothing taken in again (neither queued nor found a duplicate of a packaged clip)
+    assert "chunk_" not in second.stdout + second.stderr
+    assert len(list((tmp_path / "outbox").glob("*.zip"))) == 2
+    journal = tmp_path / "state" / "journal.sqlite"
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+        (chunks,) = db.execute("SELECT count(*) FROM sweep_chunks").fetchone()
+    assert chunks == 2  # one per file, not one per file and sweep
+    status = privmask("sweep", "status", "--config", config).stdout
+    assert "last error -" in status.splitlines()[1]

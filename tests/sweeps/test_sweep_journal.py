@@ -114,3 +114,26 @@ def test_a_version_4_journal_gains_the_sweep_tables(tmp_path: Path) -> None:
         journal.record_chunks((chunk(0),), by_recording=False)
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == SCHEMA_VERSION == 5
+
+
+def test_two_sweeps_over_one_source_share_its_chunks_and_wait_for_them(tmp_path: Path) -> None:
+    """Chunks are keyed by the source ("onvif:URL"), watermarks by the sweep: a chunk the
+    nightly sweep recorded is the hourly sweep's too, and holds both watermarks back until
+    its package is durable."""
+    source = "onvif:http://10.0.0.5/onvif/device_service"
+    shared = tuple(Chunk(source, "rec1", "cam1", c.start, c.end) for c in (chunk(0), chunk(1)))
+    with Journal(tmp_path / "j.sqlite") as journal:
+        assert journal.record_chunks(shared, by_recording=False) == list(shared)
+        journal.listed("nightly", T0, shared[1].end)
+        job = queue_job(journal, shared[0], tmp_path / "a.mp4")
+        journal.take_chunk(shared[1].key)
+        journal.chunk_gap(shared[1].key)
+        # the hourly sweep plans the same time: nothing new to fetch
+        assert journal.record_chunks(shared, by_recording=False) == []
+        journal.listed("hourly", T0, shared[1].end)
+        assert journal.settle("hourly", source=source) == T0  # the nightly's job is not done
+        finish(journal, job)
+        assert journal.settle("hourly", source=source) == shared[1].end
+        assert journal.settle("nightly", source=source) == shared[1].end
+        assert journal.with_gaps(source=source) == 1
+        assert len(journal.chunks(source)) == 2
