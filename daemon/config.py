@@ -190,6 +190,13 @@ class ConfigFile(StrictModel):
         description="period of the full reconciliation scan, which also finds clips that "
         "arrived while the daemon was down",
     )
+    storage_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="how often a worker waiting for storage (a full or unmounted outbox, "
+        "escrow, work or state folder) looks again",
+    )
     done_marker: bool = Field(default=False, description="take `FILE` only once `FILE.done` exists")
     retry: RetrySpec = Field(default_factory=RetrySpec, description="retries of failed jobs")
     limits: LimitsSpec = Field(
@@ -276,6 +283,7 @@ class Config:
     quiet_seconds: float
     network_quiet_seconds: float
     scan_seconds: float
+    storage_check_seconds: float
     done_marker: bool
     max_attempts: int
     backoff_seconds: float
@@ -368,6 +376,7 @@ def load_config(
         quiet_seconds=raw.quiet_seconds,
         network_quiet_seconds=raw.network_quiet_seconds,
         scan_seconds=raw.scan_seconds,
+        storage_check_seconds=raw.storage_check_seconds,
         done_marker=raw.done_marker,
         max_attempts=raw.retry.max_attempts,
         backoff_seconds=raw.retry.backoff_seconds,

@@ -62,7 +62,6 @@ from privmask.rules.ruleset import Decision
 
 log = structlog.get_logger("privmask.worker")
 
-STORAGE_CHECK_SECONDS = 5.0  # how often a worker waiting for storage looks again
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def _serve(
             problem = storage.problem()
             if problem:  # a full disk, an unmounted share: wait, and use up no try
                 log.warning("storage_waiting", reason=problem)
-                stop.wait(STORAGE_CHECK_SECONDS)
+                stop.wait(config.storage_check_seconds)
                 continue
             try:  # until it knows the clip's duration, a try gets the shortest time limit
                 job = journal.claim(worker, run=run, time_limit=FLOOR_SECONDS)
@@ -187,7 +186,7 @@ def _failed(
         raise exc
     try:
         if failure.kind == "wait":
-            journal.release(job.id, str(exc), STORAGE_CHECK_SECONDS, worker=worker)
+            journal.release(job.id, str(exc), config.storage_check_seconds, worker=worker)
             bound.warning("job_waiting_for_storage", reason=str(exc))
             return
         state = journal.fail(job.id, str(exc), policy, permanent=failure.permanent, worker=worker)

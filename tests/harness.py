@@ -45,6 +45,7 @@ class Daemon:
             "quiet_seconds": 0.5,
             "network_quiet_seconds": 0.5,
             "scan_seconds": 1.0,
+            "storage_check_seconds": 0.5,
             "retry": {"max_attempts": 3, "backoff_seconds": 0.5},
             **settings,
             "escrow": {**settings.get("escrow", {}), "store": str(self.escrow)},
