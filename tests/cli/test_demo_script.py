@@ -1,4 +1,5 @@
-"""`./scripts/demo`, run as a newcomer runs it: twice in a row, each run its own package."""
+"""`./scripts/demo`, run as a newcomer runs it: again in a folder where it ran before, where
+it must make and report its own package, not the one the earlier run left."""
 
 from __future__ import annotations
 
@@ -26,12 +27,24 @@ def run_demo(folder: Path, models: Path) -> tuple[subprocess.CompletedProcess[st
     return done, Path(found[1])
 
 
+def leave_an_earlier_run(demo: Path) -> Path:
+    """What a finished run leaves in DIR: its daemon's log, which says "started", and its
+    folders, with its package in the outbox. (Made here rather than by a first run: the
+    run itself is the same as the one under test, and took half a minute.)"""
+    folders = demo / "privmask"
+    for name in ("inbox", "outbox", "quarantine", "state"):
+        (folders / name).mkdir(parents=True)
+    (demo / "daemon.log").write_text('{"event": "started", "level": "info"}\n')
+    earlier = folders / "outbox" / "CAM01_demo_earlier.zip"
+    earlier.write_bytes(b"the earlier run's package")
+    return earlier
+
+
 def test_a_second_run_reports_the_package_it_made(models_dir: Path, tmp_path: Path) -> None:
     demo = tmp_path / "demo"
-    _, first = run_demo(demo, models_dir)
-    first_package = first.read_bytes()
+    earlier = leave_an_earlier_run(demo)
     second_run, second = run_demo(demo, models_dir)
-    # every package is encrypted with a fresh salt: the same bytes are the same package
-    assert second.is_file() and second.read_bytes() != first_package
+    assert second.is_file() and second != earlier and not earlier.exists()
     assert second.is_relative_to(demo / "privmask" / "outbox")
+    assert second.read_bytes()[:4] == b"PK\x03\x04"  # a zip, made by this run
     assert f"export PRIVMASK_MODELS={models_dir}" in second_run.stdout

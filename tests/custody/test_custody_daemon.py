@@ -111,7 +111,8 @@ def test_a_kill_between_escrow_and_publish_leaves_one_copy_and_one_package(
 ) -> None:
     daemon = custody_daemon(tmp_path, models_dir, custodians)
     # long enough that the redaction after the escrow step is still running at the kill
-    clip = write_clip(tmp_path / "clip.mp4", frames=250, size=(640, 480))
+    # (seconds of work against the tenth of a second the kill takes to follow the event)
+    clip = write_clip(tmp_path / "clip.mp4", frames=100, size=(640, 360))
     daemon.start()
     shutil.copy(clip, daemon.inbox / "a.mp4")
     daemon.wait_for("escrow_written")

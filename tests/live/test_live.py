@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,7 +38,12 @@ from privmask.daemon.live.camera import (
 )
 from privmask.daemon.pipeline.detection import FrameDetector, load_detectors
 from privmask.daemon.pipeline.geometry import FrameGeometry
-from privmask.daemon.pipeline.online import CausalMasker, OnlineTracker, detect_here
+from privmask.daemon.pipeline.online import (
+    ROTATE_FRAMES,
+    CausalMasker,
+    OnlineTracker,
+    detect_here,
+)
 from privmask.daemon.pipeline.tracker import TrackerSettings
 from privmask.daemon.testing import FaceSpec, Scene, is_masked
 from privmask.rules.plan import RedactionPlan, Region, TargetPlan
@@ -284,7 +288,8 @@ def test_dropped_source_is_reopened_with_backoff(
         assert wait_for(lambda: camera.status.frames_in >= 10, 10), camera.status
         server.stop()  # the camera goes away mid-stream
         assert wait_for(lambda: camera.status.state is CameraState.BACKOFF, 10), camera.status
-        time.sleep(1.5)  # several failed tries while it is gone
+        # several failed tries while it is gone (the backoff starts at 0.2 s)
+        assert wait_for(lambda: camera.status.failures >= 2, 10), camera.status
         down = camera.status
         assert down.failures >= 2 and down.state in (CameraState.BACKOFF, CameraState.CONNECTING)
         before = down.frames_in
@@ -325,8 +330,9 @@ def test_delay_buffer_stays_bounded_over_a_long_run(models_dir: Path) -> None:
     masker = CausalMasker(PLAN, detect, 320, 240, Fraction(25), delay_s=0.6)
     assert masker.delay == 15
     image = np.full((240, 320, 3), 128, np.uint8)
+    frames = 4 * ROTATE_FRAMES  # long enough for the tracker's window to be renewed 4 times
     out = 0
-    for index in range(3000):
+    for index in range(frames):
         frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
         frame.pts = index
         for ready in masker.push(frame):
@@ -335,7 +341,7 @@ def test_delay_buffer_stays_bounded_over_a_long_run(models_dir: Path) -> None:
         assert masker.buffered <= masker.delay
         # sightings: the tracker's history behind the leaving frame, the buffer ahead of it
         assert len(masker.tracker.sightings) <= (masker.tracker.history + masker.delay) // 3 + 2
-    assert masker.max_buffered == masker.delay and out == 3000 - masker.delay
+    assert masker.max_buffered == masker.delay and out == frames - masker.delay
     assert sum(1 for _ in masker.flush()) == masker.delay and masker.buffered == 0
     detector.close()
 

@@ -5,11 +5,14 @@ The cases are those of tests/pipeline/test_masks_follow_motion.py
 (`privmask.daemon.testing.edges`), streamed through a real camera (gst-rtsp-server playing
 the excerpt) to a real RTSP server (FFmpeg listen mode), masked by `LiveCamera` as the
 daemon runs it. Every frame arrives, in order, so the i-th frame received is the excerpt's
-i-th.
+i-th. The cases stream at the same time, each with its own camera, masker and server: a
+stream plays in real time (about 9 s), and together they take the time of one.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,41 +35,69 @@ from privmask.rules.plan import RedactionPlan, TargetPlan
 pytestmark = pytest.mark.slow
 
 FAST = LiveSettings(backoff_initial_s=0.2, backoff_max_s=1.0)
+PEOPLE = RedactionPlan(targets=(TargetPlan("face"), TargetPlan("person")))
+PLATES = RedactionPlan(targets=(TargetPlan("plate"),))
+PLATE = "plate_seen_once"
+# one stream's peers are set up at a time: their free ports are probed, then bound
+SETTING_UP = threading.Lock()
+
+Streamed = dict[str, tuple[Path, Future[list[np.ndarray]]]]
 
 
 def stream_live(clip: Path, plan: RedactionPlan, models_dir: Path) -> list[np.ndarray]:
     """The clip played by a camera and masked live; the masked frames as a viewer gets them."""
-    viewer = Viewer().start()
-    with CameraServer(clip) as server:
+    with SETTING_UP:
+        viewer = Viewer().start()
+        server = CameraServer(clip).start()
+    try:
         camera = LiveCamera(server.url, plan, LiveOutputs(viewer.url), FAST, models_dir)
         camera.start()
         ended = wait_for(lambda: camera.status.failures >= 1, timeout_s=60)  # the clip ended
         status = camera.status
         camera.stop()
+    finally:
+        server.stop()
     viewer.join(5)
     assert ended and not viewer.error, (status, viewer.error)
     return [r.image for r in viewer.frames if r.image is not None]
 
 
+@pytest.fixture(scope="module")
+def streamed(
+    media_dir: Path, models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Streamed:
+    """Each case's excerpt, and its masked frames (or what went wrong, raised by `result()`
+    in the case's own test)."""
+    folder = tmp_path_factory.mktemp("edges")
+    clips: dict[str, tuple[Path, RedactionPlan]] = {}
+    for case, (first, last, _, _) in PEOPLE_AT_EDGES.items():
+        clips[case] = excerpt(media_dir / PEOPLE_CLIP, folder / f"{case}.mp4", first, last), PEOPLE
+    # the excerpt keeps the detector's phase (every third frame from 0)
+    plate = excerpt(media_dir / PLATE_CLIP, folder / f"{PLATE}.mp4", *PLATE_EXCERPT)
+    clips[PLATE] = plate, PLATES
+    with ThreadPoolExecutor(len(clips)) as pool:
+        return {
+            case: (clip, pool.submit(stream_live, clip, plan, models_dir))
+            for case, (clip, plan) in clips.items()
+        }
+
+
 @pytest.mark.parametrize("case", sorted(PEOPLE_AT_EDGES))
 def test_live_people_at_an_edge_stay_masked_until_wholly_outside(
-    case: str, media_dir: Path, models_dir: Path, tmp_path: Path
+    case: str, streamed: Streamed
 ) -> None:
-    first, last, _, _ = PEOPLE_AT_EDGES[case]
-    clip = excerpt(media_dir / PEOPLE_CLIP, tmp_path / "in.mp4", first, last)
-    plan = RedactionPlan(targets=(TargetPlan("face"), TargetPlan("person")))
-    after = stream_live(clip, plan, models_dir)
+    clip, masked = streamed[case]
+    after = masked.result()
     before = list(read_frames(clip))
     assert len(after) == len(before)
     assert unmasked_people(case, before, after) == []
 
 
 def test_live_plate_seen_once_stays_masked_while_the_car_drives_on(
-    media_dir: Path, models_dir: Path, tmp_path: Path
+    streamed: Streamed, models_dir: Path
 ) -> None:
-    # the excerpt keeps the detector's phase (every third frame from 0)
-    clip = excerpt(media_dir / PLATE_CLIP, tmp_path / "in.mp4", *PLATE_EXCERPT)
-    after = stream_live(clip, RedactionPlan(targets=(TargetPlan("plate"),)), models_dir)
+    clip, masked = streamed[PLATE]
+    after = masked.result()
     before = list(read_frames(clip))
     assert len(after) == len(before)
     shown, judged = unmasked_plates(before, after, models_dir)

@@ -228,6 +228,13 @@ def test_mask_settings_never_renumber_subjects(  # type: ignore[no-untyped-def]
     )
 
 
+def moved(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel: whether any channel changed by more than 40 levels. (By channel with
+    np.maximum: numpy's max over a last axis of 3 is ten times slower on full frames.)"""
+    d = cv2.absdiff(a, b)
+    return np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2]) > 40
+
+
 def test_a_longer_hold_still_bridges_gaps_when_redacting_from_an_analysis(  # type: ignore[no-untyped-def]
     scene, analysed, models_dir: Path, tmp_path: Path
 ) -> None:
@@ -240,10 +247,7 @@ def test_a_longer_hold_still_bridges_gaps_when_redacting_from_an_analysis(  # ty
         done = privmask(models_dir, "redact", source, output, "--analysis", out,
                         "--hold", hold, "--style", "solid", "--quiet")  # fmt: skip
         assert done.returncode == 0, done.stderr
-        changed = [
-            np.abs(a.astype(np.int16) - b).max(axis=2) > 40
-            for a, b in zip(before, read_frames(output), strict=True)
-        ]
+        changed = [moved(a, b) for a, b in zip(before, read_frames(output), strict=True)]
         masked.append(sum(int(c.sum()) for c in changed))
     assert masked[1] >= masked[0] * 0.999
 

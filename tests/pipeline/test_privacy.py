@@ -44,9 +44,12 @@ def background_changed(scene: Scene, frames: list[np.ndarray], out: list[np.ndar
             x1, y1, x2, y2 = box
             mx, my = (x2 - x1) // 2, (y2 - y1) // 2
             away[max(0, y1 - my) : y2 + my, max(0, x1 - mx) : x2 + mx] = False
-        a = cv2.GaussianBlur(before.astype(np.float32), (0, 0), CHANGE_SIGMA)
-        b = cv2.GaussianBlur(after.astype(np.float32), (0, 0), CHANGE_SIGMA)
-        moved = np.abs(a - b).max(axis=2) > CHANGE_THRESHOLD
+        # a blur is linear: the blurred difference is the difference of the blurred frames,
+        # at half the cost (and a max over channels by hand: numpy's axis=2 max is slow)
+        difference = cv2.subtract(before, after, dtype=cv2.CV_32F)
+        blurred = np.abs(cv2.GaussianBlur(difference, (0, 0), CHANGE_SIGMA))
+        most = np.maximum(np.maximum(blurred[..., 0], blurred[..., 1]), blurred[..., 2])
+        moved = most > CHANGE_THRESHOLD
         changed += int(moved[away].sum())
         total += int(away.sum())
     return changed / total

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,19 +66,43 @@ def leaks(scene: Scene, source: Path, output: Path, min_size: int) -> list[tuple
     return [(i, face) for i, face, box in shown if not is_masked(before[i], after[i], box)]
 
 
+@pytest.fixture(scope="module")
+def small_scene(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Scene, Path]]:
+    """The small faces' scene in a look ("clean" or "cctv"), made once for the module: the
+    clean one is redacted twice, with faces and with faces and people."""
+    made: dict[str, tuple[Scene, Path]] = {}
+
+    def scene_of(look: str) -> tuple[Scene, Path]:
+        if look not in made:
+            source = tmp_path_factory.mktemp(look) / "in.mp4"
+            scene = write_scene(
+                source, faces=SMALL_FACES, seconds=4.0, cctv=look == "cctv", pillar=None
+            )
+            made[look] = scene, source
+        return made[look]
+
+    return scene_of
+
+
 @pytest.mark.parametrize(("look", "min_size"), [("clean", 14), ("cctv", 16)])
 def test_small_faces_are_masked_in_every_frame(
-    look: str, min_size: int, models_dir: Path, tmp_path: Path
+    look: str,
+    min_size: int,
+    small_scene: Callable[[str], tuple[Scene, Path]],
+    models_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    source, output = tmp_path / "in.mp4", tmp_path / "out.mp4"
-    scene = write_scene(source, faces=SMALL_FACES, seconds=4.0, cctv=look == "cctv", pillar=None)
+    scene, source = small_scene(look)
+    output = tmp_path / "out.mp4"
     redact(source, output, models_dir, "--detect", "face")
     assert leaks(scene, source, output, min_size) == []
 
 
-def test_small_faces_are_masked_with_people_detected_too(models_dir: Path, tmp_path: Path) -> None:
-    source, output = tmp_path / "in.mp4", tmp_path / "out.mp4"
-    scene = write_scene(source, faces=SMALL_FACES, seconds=4.0, pillar=None)
+def test_small_faces_are_masked_with_people_detected_too(
+    small_scene: Callable[[str], tuple[Scene, Path]], models_dir: Path, tmp_path: Path
+) -> None:
+    scene, source = small_scene("clean")
+    output = tmp_path / "out.mp4"
     redact(source, output, models_dir, "--detect", "face,person")
     assert leaks(scene, source, output, 14) == []
 
