@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from privmask.daemon.testing.judge import CHANGE_SIGMA, CHANGE_THRESHOLD
+from privmask.daemon.testing.judge import CHANGE_SIGMA, CHANGE_THRESHOLD, channel_change
 from privmask.daemon.testing.scene import Scene
 from privmask.daemon.testing.video import Box, Image, read_frames
 
@@ -58,7 +58,7 @@ def masked_pixels(
     a, b = original.astype(np.float32), output.astype(np.float32)
     sa = cv2.GaussianBlur(a, (0, 0), CHANGE_SIGMA)
     sb = cv2.GaussianBlur(b, (0, 0), CHANGE_SIGMA)
-    changed = np.abs(sa - sb).max(axis=2) > CHANGE_THRESHOLD
+    changed = channel_change(sa, sb) > CHANGE_THRESHOLD
     da, db = _detail(original), _detail(output)
     weight = np.ones(da.shape, np.float32) if inside is None else inside.astype(np.float32)
     share = np.maximum(cv2.GaussianBlur(weight, (0, 0), ENERGY_SIGMA), 1e-6)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from privmask.adapters.detectors.plates import PlateDetector
-from privmask.daemon.testing.judge import is_masked
+from privmask.daemon.testing.judge import channel_change, is_masked
 from privmask.daemon.testing.video import Box, Image
 
 PEOPLE_CLIP = "intel_one-by-one-person-detection.mp4"
@@ -64,7 +64,7 @@ def foreground(frame: Image, empty: Image) -> Box | None:
     """The box of what differs from the empty room (parts of 1000 px or more), or None."""
     a = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 2)
     b = cv2.GaussianBlur(empty.astype(np.float32), (0, 0), 2)
-    moved = (np.abs(a - b).max(axis=2) > 30).astype(np.uint8)
+    moved = (channel_change(a, b) > 30).astype(np.uint8)
     moved = cv2.morphologyEx(moved, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(moved)
     parts = [stats[k] for k in range(1, count) if stats[k, 4] >= 1000]

@@ -31,6 +31,16 @@ CHANGE_THRESHOLD = 30.0
 DETAIL_SCALE = 1 / 16
 
 
+Planes = npt.NDArray[np.float32]
+
+
+def channel_change(a: Planes, b: Planes) -> Planes:
+    """Per pixel, the largest change of any channel between two BGR pictures (the same as
+    `np.abs(a - b).max(axis=2)`, several times faster on whole frames)."""
+    diff = cv2.absdiff(a, b)
+    return np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2])
+
+
 def _crop(image: Image, box: Box) -> Image:
     x1, y1, x2, y2 = box
     return image[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)]
@@ -51,7 +61,7 @@ def masked_fraction(
         return 0.0
     sa = cv2.GaussianBlur(a.astype(np.float32), (0, 0), CHANGE_SIGMA)
     sb = cv2.GaussianBlur(b.astype(np.float32), (0, 0), CHANGE_SIGMA)
-    return float((np.abs(sa - sb).max(axis=2) > threshold).mean())
+    return float((channel_change(sa, sb) > threshold).mean())
 
 
 def is_masked(original: Image, output: Image, box: Box) -> bool:
