@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from privmask.adapters import age, files
-from privmask.daemon import statefolder
+from privmask.daemon import notify, statefolder
 from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigError
 from privmask.daemon.custody import escrow, retention
 from privmask.daemon.custody.audit import AuditError, AuditLog
@@ -135,6 +135,7 @@ class Service:
         if config.cameras.discover_seconds or config.cameras.streams:
             camera_thread = threading.Thread(target=self._camera_loop, name="cameras", daemon=True)
             camera_thread.start()
+        notify.ready()  # Type=notify: systemctl start returns once intake and workers run
         next_scan = next_check = next_retention = 0.0
         try:
             while not self._stop.is_set():
@@ -155,6 +156,9 @@ class Service:
                     self._put_back(journal, policy, dead)
                 self._stop.wait(0.2)
         finally:
+            # one deadline for everything below: systemd's TimeoutStopSec counts from here
+            shutdown_ends = time.monotonic() + SHUTDOWN_SECONDS
+            notify.stopping()
             if page is not None:
                 page.stop()
             intake.stop()
@@ -163,9 +167,9 @@ class Service:
             if rulebook is not None:
                 rulebook.stop()
             if camera_thread is not None:
-                camera_thread.join(30)  # a discovery round ends within its timeout
+                camera_thread.join(min(30, SHUTDOWN_SECONDS / 2))  # a round ends within its timeout
             self._live.stop()
-            workers.stop(SHUTDOWN_SECONDS)
+            workers.stop(max(0.0, shutdown_ends - time.monotonic()))
             self._put_back(journal, policy, orderly=True)
             journal.close()
             _checkpoint(audit)
