@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -84,6 +85,9 @@ def onnx_session(model: str | bytes, threads: int = 0):  # type: ignore[no-untyp
     """An onnxruntime CPU session from a path or model bytes; `threads=0`: onnxruntime picks
     (one per core). Inputs of many sizes (close looks at parts of a picture) are why the
     memory pattern, which onnxruntime plans per input shape, is off."""
+    # onnxruntime's telemetry writes a device id and a database under $HOME on import: a
+    # privacy daemon leaves no such trace (under systemd HOME is the state folder)
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import subprocess
 import sys
@@ -105,3 +106,23 @@ def test_import_publishes_whole_files_and_leaves_nothing_else(
     spec, again = models.import_file(source, store)  # replacing an installed copy is fine
     assert again == path
     assert sorted(p.name for p in store.iterdir()) == [spec.filename]
+
+
+def test_loading_a_model_writes_nothing_in_home(models_dir: Path, tmp_path: Path) -> None:
+    """onnxruntime's telemetry writes a device id and a database under $HOME unless told not
+    to: a privacy daemon leaves no such trace (under systemd, HOME is the state folder)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    script = (
+        "import sys; from privmask.adapters.detectors.base import onnx_session; "
+        "onnx_session(sys.argv[1])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    model = models_dir / "face_detection_yunet_2023mar.onnx"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(model)],
+        env={**env, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == []
