@@ -12,10 +12,12 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from privmask.adapters.dahua import Dahua, DahuaError, DahuaFile
-from privmask.daemon.sweeps.vendor_source import VendorSource, source_error
+from privmask.daemon.sweeps.vendor_source import VendorSource
 
 
 class DahuaSource(VendorSource[DahuaFile]):
+    recorder_error = DahuaError
+
     def __init__(
         self,
         name: str,
@@ -32,23 +34,17 @@ class DahuaSource(VendorSource[DahuaFile]):
         self._channels = channels
 
     def _recordings(self) -> Sequence[tuple[str, str | None]]:
-        try:
+        with self._asking():
             channels = self._channels or self._dahua.channels()
-        except DahuaError as exc:
-            raise source_error(self.name, exc, exc.code) from None
         return [(str(channel), f"ch{channel}") for channel in channels]
 
     def _pieces(
         self, recording: str, start: datetime, end: datetime
     ) -> Sequence[tuple[datetime, datetime, DahuaFile]]:
-        try:
+        with self._asking():
             found = self._dahua.find(int(recording), start, end)
-        except DahuaError as exc:
-            raise source_error(self.name, exc, exc.code) from None
         return [(f.start, f.end, f) for f in found]
 
     def _download(self, item: DahuaFile, target: Path) -> None:
-        try:
+        with self._asking():
             self._dahua.download(item, target)
-        except DahuaError as exc:
-            raise source_error(self.name, exc, exc.code) from None

@@ -16,10 +16,12 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from privmask.adapters.isapi import Isapi, IsapiError, Segment
-from privmask.daemon.sweeps.vendor_source import VendorSource, source_error
+from privmask.daemon.sweeps.vendor_source import VendorSource
 
 
 class IsapiSource(VendorSource[Segment]):
+    recorder_error = IsapiError
+
     def __init__(
         self,
         name: str,
@@ -36,23 +38,17 @@ class IsapiSource(VendorSource[Segment]):
         self._tracks = tracks
 
     def _recordings(self) -> Sequence[tuple[str, str | None]]:
-        try:
+        with self._asking():
             tracks = self._tracks or tuple(t for t in self._isapi.tracks() if t % 100 == 1)
-        except IsapiError as exc:
-            raise source_error(self.name, exc, exc.code) from None
         return [(str(track), f"ch{track // 100:02d}") for track in tracks]
 
     def _pieces(
         self, recording: str, start: datetime, end: datetime
     ) -> Sequence[tuple[datetime, datetime, Segment]]:
-        try:
+        with self._asking():
             found = self._isapi.search(int(recording), start, end)
-        except IsapiError as exc:
-            raise source_error(self.name, exc, exc.code) from None
         return [(s.start, s.end, s) for s in found]
 
     def _download(self, item: Segment, target: Path) -> None:
-        try:
+        with self._asking():
             self._isapi.download(item, target)
-        except IsapiError as exc:
-            raise source_error(self.name, exc, exc.code) from None

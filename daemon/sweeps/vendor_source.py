@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -88,9 +88,18 @@ class VendorSource(ABC, Generic[T]):
     """A recorder's vendor API as a sweep source; subclasses talk to the recorder."""
 
     cuts = True
+    recorder_error: type[Exception]  # what the adapter raises; it carries a `code`
 
     def __init__(self, name: str, label: str, timezone: tzinfo) -> None:
         self.name, self._label, self._zone = name, label, timezone
+
+    @contextmanager
+    def _asking(self) -> Iterator[None]:
+        """The recorder's errors as the runner takes them (`source_error`)."""
+        try:
+            yield
+        except self.recorder_error as exc:
+            raise source_error(self.name, exc, getattr(exc, "code", "")) from None
 
     @abstractmethod
     def _recordings(self) -> Sequence[tuple[str, str | None]]:
