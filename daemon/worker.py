@@ -287,7 +287,8 @@ def process(
     if earlier is not None:  # published just before a crash: record it, never make it twice
         log.info("job_found_published", job=job.id, package=delivery.package.name)
         remove_analysis(folder_of(config, job.id))
-        delete_source(job, taken, decision, delivery, custody, journal.escrow(job_id))
+        if swept is None:  # a sweep's source is a recorder's archive: never deleted
+            delete_source(job, taken, decision, delivery, custody, journal.escrow(job_id))
         return Outcome(delivery.package, str(earlier.get("rule_set_sha256", decision.ruleset_hash)))
     review = journal.review_of(job.id)
     # a clip held for review was sealed before its analysis: that copy stays the one
@@ -350,5 +351,6 @@ def process(
     package = delivery.publish(video, contents, custody.signer)
     if reviewed is not None:  # the package is durable: the unmasked crops can go
         remove_analysis(reviewed.folder)
-    delete_source(job, taken, decision, delivery, custody, escrowed)
+    if swept is None:  # a sweep's source is a recorder's archive: never deleted
+        delete_source(job, taken, decision, delivery, custody, escrowed)
     return Outcome(package, decision.ruleset_hash)

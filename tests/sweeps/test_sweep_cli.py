@@ -14,7 +14,7 @@ import yaml
 from isapi_peer import IsapiPeer, PeerSegment
 from vendor_media import FPS, numbered_frames, write_ps
 
-from clips import write_clip
+from clips import Custodian, write_clip
 from harness import PASSWORD, privmask
 
 NOW = datetime.now(UTC)
@@ -106,6 +106,29 @@ def test_a_file_named_by_the_sites_pattern_is_packaged_under_that_time(
     assert done.returncode == 0, done.stderr
     [package] = (tmp_path / "outbox").glob("*.zip")
     assert package.name.startswith(f"lobby_{when:%Y%m%d_%H%M%S}"), package.name
+
+
+def test_a_sweep_never_deletes_the_recorders_archive_even_under_a_delete_rule(
+    tmp_path: Path, models_dir: Path, custodians: dict[str, Custodian]
+) -> None:
+    """`source: delete` is for clips exported into an inbox; an NVR's archive is the NVR's."""
+    archive = tmp_path / "archive"
+    day = (NOW - timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    clip = old_clip(archive / "cam1", day)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "site.yaml").write_text(
+        "version: 1\nrules:\n  - name: all\n    targets: {face: {}}\n    source: delete\n"
+    )
+    config = site(tmp_path, models_dir, [folder_sweep(archive, lag="1h")])
+    settings = yaml.safe_load(config.read_text())
+    settings["rules"] = str(rules)
+    settings["escrow"]["recipients"] = [custodians["age"].recipient]
+    config.write_text(yaml.safe_dump(settings))
+    done = privmask("sweep", "run", "archive", "--config", config, models=models_dir)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "outbox").glob("*.zip"))) == 1
+    assert clip.is_file()
 
 
 def test_a_source_that_cannot_answer_is_one_line_and_the_watermark_waits(
