@@ -25,7 +25,8 @@ built from the XAddrs this module reads itself: `ONVIFClient` hides a failed Get
 (wrong password, skewed clock) and falls back to guessed URLs, which turns a wrong password
 into a confusing "not found". The XAddrs are also pinned to the host and port the site
 configured: a recorder behind NAT reports its inner address, and a signed request goes
-nowhere the operator did not name.
+nowhere the operator did not name. The replay URI keeps its RTSP port but gets the same host,
+so the RTSP digest goes nowhere else either.
 """
 
 from __future__ import annotations
@@ -166,7 +167,18 @@ class Archive:
         uri = str(getattr(answer, "Uri", answer) or "")
         if not uri.startswith(("rtsp://", "rtsps://")):
             raise ArchiveError("protocol", f"ONVIF recorder {self.address}: no RTSP replay URI")
-        return uri
+        return self._pinned_replay(uri)
+
+    def _pinned_replay(self, uri: str) -> str:
+        """`uri` on the recorder's configured host (its own RTSP port kept): a recorder's
+        answer must not send the replay, and a digest of the password, to another host."""
+        parts = urlsplit(uri)
+        host = urlsplit(f"//{self._origin[1]}").hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        netloc = f"{userinfo}@{netloc}" if userinfo else netloc
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
     # --- the calls --------------------------------------------------------------------
 

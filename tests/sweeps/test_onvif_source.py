@@ -115,6 +115,23 @@ def test_a_chunk_is_fetched_into_an_mp4_starting_at_the_chunk_start(
     assert np.array_equal(pictures[-1], recorded[74])
 
 
+def test_a_replay_uri_naming_another_host_is_replayed_from_the_recorder_itself(
+    tmp_path: Path,
+) -> None:
+    """The replay URI comes from the recorder's answer: a hostile recorder (or anyone on its
+    plain-HTTP path) could point it elsewhere to collect a digest of the password. Like the
+    SOAP addresses, it is pinned to the recorder's configured host."""
+    clip = write_recording(tmp_path / "recorded.mp4", "h264", seconds=2)
+    with ReplayServer([Served("/rec-1", T0, clip, "h264")], USER, PASSWORD) as server:
+        recordings = [FakeRecording("rec-1", "gate", at(0), at(2))]
+        elsewhere = lambda token: server.url(f"/{token}").replace("127.0.0.1", "127.0.0.2")  # noqa: E731
+        with OnvifDevice(recordings, replay_uri=elsewhere) as device:
+            staging = tmp_path / "staging"
+            staging.mkdir()
+            fetched = source(device).fetch(Chunk("nvr", "rec-1", "gate", at(0), at(1)), staging)
+    assert fetched.path.is_file()
+
+
 def test_a_chunk_without_recorded_data_is_no_data(
     replaying: tuple[OnvifDevice, Path], tmp_path: Path
 ) -> None:
