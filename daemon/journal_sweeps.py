@@ -55,6 +55,8 @@ def _outcome(row: tuple[str, str | None] | None) -> str:
         return "left"
     if job in ("done", "duplicate"):
         return "packaged"
+    if job == "review":  # a person decides before the package: handed over, not under way
+        return "waiting for review"
     return "quarantined" if job in ("quarantined", "rejected") else "working"
 
 
@@ -242,9 +244,11 @@ class SweepTable(JournalDB):
         return {row[0] for row in rows}
 
     def outcome(self, keys: tuple[str, ...]) -> dict[str, int]:
-        """What became of these chunks, counted: `packaged`, `gap`, `quarantined` (or
-        rejected), `working` (a job under way, or a fetch), `left` (not fetched)."""
-        counts = dict.fromkeys(("packaged", "gap", "quarantined", "working", "left"), 0)
+        """What became of these chunks, counted: `packaged`, `gap`, `waiting for review`,
+        `quarantined` (or rejected), `working` (a job under way, or a fetch), `left` (not
+        fetched)."""
+        states = ("packaged", "gap", "waiting for review", "quarantined", "working", "left")
+        counts = dict.fromkeys(states, 0)
         with self._lock:
             for key in keys:
                 row = self._db.execute(

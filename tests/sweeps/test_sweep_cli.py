@@ -131,6 +131,28 @@ def test_a_sweep_never_deletes_the_recorders_archive_even_under_a_delete_rule(
     assert clip.is_file()
 
 
+def test_a_swept_clip_held_for_review_ends_the_run_saying_so(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A person must decide before the package: the run hands the clip over and ends."""
+    archive = tmp_path / "archive"
+    day = (NOW - timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0)
+    old_clip(archive / "cam1", day)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "site.yaml").write_text(
+        "version: 1\nrules:\n  - name: all\n    targets: {face: {}}\n    review: required\n"
+    )
+    config = site(tmp_path, models_dir, [folder_sweep(archive, lag="1h")])
+    settings = yaml.safe_load(config.read_text())
+    settings["rules"] = str(rules)
+    config.write_text(yaml.safe_dump(settings))
+    done = privmask("sweep", "run", "archive", "--config", config, models=models_dir, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1 waiting for review" in done.stdout
+    assert list((tmp_path / "outbox").glob("*.zip")) == []
+
+
 def test_a_source_that_cannot_answer_is_one_line_and_the_watermark_waits(
     tmp_path: Path, models_dir: Path
 ) -> None:
