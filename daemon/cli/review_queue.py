@@ -111,16 +111,17 @@ def run_decide(args: argparse.Namespace) -> int:
 
 
 def _sized(queue: JournalReviewQueue, job: str, regions: tuple[Region, ...]) -> tuple[Region, ...]:
-    """Pixel areas are drawn on the clip's stored frame: record its size with them."""
+    """Pixel areas are given on the picture as a viewer sees it (turned as players turn it),
+    as rule regions and the review page's areas are: record that picture's size with them."""
     import dataclasses
 
     from privmask.adapters.video import probe
+    from privmask.daemon.pipeline.geometry import FrameGeometry
 
     under = _refused_as_usage(lambda: queue.get(job))
     if under is None:
         raise UsageError(f"job {job} is not waiting for review")
-    info = probe(under.source)
-    size = (info.width, info.height)
+    size = FrameGeometry.of(probe(under.source)).display_size
     return tuple(dataclasses.replace(r, reference_size=size) for r in regions)
 
 

@@ -199,3 +199,23 @@ def test_commands_never_upgrade_a_journal_the_daemon_has_not(
         assert "privmask run" in done.stderr, command
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == SCHEMA_VERSION - 1
+
+
+def test_pixel_areas_are_sized_as_the_viewer_sees_a_turned_clip(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A phone-style clip stored 320x240 and shown turned (240x320): an area given in the
+    pixels a reviewer sees must be read on that picture, not on the stored one (else it
+    lands elsewhere, and what it should hide stays visible)."""
+    made = Site(tmp_path, models_dir)
+    made.take_in(write_clip(made.daemon.inbox / "turned.mp4", frames=10, rotation=90))
+    assert made.work() is JobState.REVIEW
+    decided = made.review(
+        "decide", "1", "--region", "10,200,200,200,200,300,10,300", "--reason", "x", "--approve"
+    )
+    assert decided.returncode == 0, decided.stderr
+    with Journal(made.config.journal_path) as journal:
+        review = journal.review_of(1)
+    assert review is not None and review.decision is not None
+    (area,) = review.decision.regions
+    assert area["reference_size"] == [240, 320]
