@@ -117,7 +117,8 @@ SourceSpec = Annotated[
 class SweepSpec(StrictModel):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-        description="the sweep's name: letters, digits, `_.-`; part of every chunk's key",
+        description="the sweep's name: letters, digits, `_.-`; shown in logs and status "
+        "(the source itself, not the name, keys its chunks)",
     )
     schedule: str = Field(
         description='cron expression (5 fields) on the site\'s clock, e.g. `"30 2 * * *"`'
