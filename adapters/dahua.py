@@ -20,6 +20,7 @@ from privmask.adapters.recorder_http import HttpError, RecorderHttp
 
 PAGE = 100  # files per findNextFile
 MAX_PAGES = 1000
+MAX_CHANNELS = 256  # the largest NVRs have 256; more is a broken or hostile answer
 _FIND = "/cgi-bin/mediaFileFind.cgi"
 _TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -56,6 +57,12 @@ class Dahua:
         count = answer.get("result", "")
         if not count.isdigit():
             raise DahuaError(f"{self.label}: no channel count in its answer", "protocol")
+        if int(count) > MAX_CHANNELS:  # a recorder's answer is not trusted with our memory
+            raise DahuaError(
+                f"{self.label}: claims {count[:20]} channels (at most {MAX_CHANNELS}); "
+                "list the channels to sweep in the config",
+                "protocol",
+            )
         return tuple(range(1, int(count) + 1))
 
     def find(self, channel: int, start: datetime, end: datetime) -> list[DahuaFile]:

@@ -133,3 +133,12 @@ def test_a_listed_stretch_without_frames_is_no_data(peer: DahuaPeer, tmp_path: P
     with pytest.raises(NoData):
         source(peer.url).fetch(Chunk("dvr", "2", "ch2", at(30), at(40)), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_absurd_channel_count_is_refused_not_trusted(recorded: list[PeerFile]) -> None:
+    """A hostile or broken recorder claiming a billion channels gets one line, not a sweep
+    that builds a billion recordings (and runs the daemon out of memory)."""
+    recorder = DahuaPeer("admin", "s3cret-pass", recorded, channels=10**9, page=2)
+    with recorder.running(), pytest.raises(SourceError) as raised:
+        source(recorder.url).list(Span(at(0), at(60)))
+    assert "channels" in str(raised.value) and not raised.value.permanent
