@@ -17,8 +17,6 @@ naming the recorder (wrong credentials: permanent); a chunk with no data is `NoD
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
 from privmask.adapters.onvif_archive import Archive, ArchiveError, RecordingInfo, open_archive
@@ -89,7 +87,7 @@ class OnvifSource:
             uri = self._archive().replay_uri(chunk.recording)
         except ArchiveError as exc:
             raise _source_error(exc) from None
-        target = folder / f"{safe_name(chunk)}.mp4"
+        target = folder / f"{chunk.file_stem}.mp4"
         try:
             got = replay(
                 uri, self.username, self._password, chunk.start, chunk.end, target,
@@ -118,14 +116,6 @@ class OnvifSource:
 def camera(recording: RecordingInfo) -> str:
     """The camera as the recorder names the recording's source."""
     return recording.source_name or recording.source_id or recording.token
-
-
-def safe_name(chunk: Chunk) -> str:
-    """A file name for the chunk's clip: readable, unique per chunk key, no odd characters
-    (a recording token is the device's text)."""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", chunk.recording)[:40]
-    digest = hashlib.sha256(chunk.key.encode()).hexdigest()[:12]
-    return f"{slug}-{chunk.start:%Y%m%dT%H%M%SZ}-{digest}"
 
 
 def _listed(archive: Archive, recording: RecordingInfo, window: Span) -> Recording:

@@ -13,6 +13,8 @@ run makes it once.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +75,14 @@ class Chunk:
     def key(self) -> str:
         """What makes a chunk once: (source, recording, start, end)."""
         return "|".join((self.source, self.recording, self.start.isoformat(), self.end.isoformat()))
+
+    @property
+    def file_stem(self) -> str:
+        """A name for the chunk's fetched clip: readable, unique per key (a digest of it),
+        short, in characters any filesystem takes (a recording id is the recorder's text)."""
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "_", self.recording)[:40]
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:12]
+        return f"{slug}-{self.start:%Y%m%dT%H%M%SZ}-{digest}"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ window's end: the sweep's `lag` must cover how late the recorder lists what it r
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -49,7 +48,6 @@ from privmask.daemon.sweeps.source import (
 
 T = TypeVar("T")
 MARGIN = timedelta(hours=2)  # searched beyond a window: pieces that start before it, DST shifts
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 log = structlog.get_logger("privmask.sweeps")
 
 
@@ -75,13 +73,6 @@ def to_utc(moment: datetime, zone: tzinfo) -> datetime | None:
 def to_wall(moment: datetime, zone: tzinfo) -> datetime:
     """A UTC time as the recorder's wall clock (naive)."""
     return moment.astimezone(zone).replace(tzinfo=None)
-
-
-def safe_name(chunk: Chunk) -> str:
-    """A file name for a chunk's clip: what it is, in characters any filesystem takes."""
-    stamp = "%Y%m%dT%H%M%SZ"
-    raw = f"{chunk.source}-{chunk.recording}-{chunk.start:{stamp}}-{chunk.end:{stamp}}"
-    return _SAFE.sub("_", raw)
 
 
 class VendorSource(ABC, Generic[T]):
@@ -131,7 +122,7 @@ class VendorSource(ABC, Generic[T]):
             raise NoData(
                 f"{self.name}: {chunk.recording} holds nothing from {chunk.start} to {chunk.end}"
             )
-        target = folder / f"{safe_name(chunk)}.mp4"
+        target = folder / f"{chunk.file_stem}.mp4"
         files.discard(target)  # an earlier try's: this one replaces it whole
         try:
             start = self._clip(pieces, window, target)
