@@ -227,3 +227,23 @@ def eventually(condition: Callable[[], bool], timeout: float = 120) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+def start_peer(command: list[str], what: str) -> subprocess.Popen[str]:
+    """A peer process (a camera, a recorder) that prints "ready" once it listens; RuntimeError
+    naming `what` when it does not."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    if process.stdout is None or process.stdout.readline().strip() != "ready":
+        stop_peer(process)
+        raise RuntimeError(f"{what} did not start")
+    return process
+
+
+def stop_peer(process: subprocess.Popen[str]) -> None:
+    """Stop a peer: SIGTERM, then SIGKILL if it has not ended within 5 s."""
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)

@@ -29,6 +29,8 @@ import numpy as np
 
 from privmask.daemon.testing import FaceSpec, PersonSprite, Scene, render_scene, write_frames
 
+from harness import start_peer, stop_peer
+
 HERE = Path(__file__).parent
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-gi
 BITS = 16
@@ -136,20 +138,12 @@ class CameraServer:
     def start(self) -> CameraServer:
         command = [SYSTEM_PYTHON, str(HERE / "camera_server.py"), "--port", str(self.port)]
         command += ["--file", str(self.clip)] + (["--shared"] if self.shared else [])
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        if self.process.stdout is None or self.process.stdout.readline().strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"camera server did not start on port {self.port}")
+        self.process = start_peer(command, f"camera server on port {self.port}")
         return self
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+            stop_peer(self.process)
             self.process = None
 
     def __enter__(self) -> CameraServer:

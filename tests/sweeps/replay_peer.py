@@ -22,6 +22,8 @@ from typing import Any
 import av
 import numpy as np
 
+from harness import start_peer, stop_peer
+
 HERE = Path(__file__).parent
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-gi
 FPS = 25
@@ -126,20 +128,12 @@ class ReplayServer:
             command += ["--user", self.user, "--password-file", str(secret)]
         if self.die_after is not None:
             command += ["--die-after", str(self.die_after)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        if self.process.stdout is None or self.process.stdout.readline().strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"replay server did not start on port {self.port}")
+        self.process = start_peer(command, f"replay server on port {self.port}")
         return self
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+            stop_peer(self.process)
             self.process = None
         for child in self.folder.iterdir():
             child.unlink()
