@@ -40,6 +40,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from privmask.daemon.journal_escrow import EscrowCopy, EscrowTable
+from privmask.daemon.journal_queue import QUEUE_PREFIX, QueueTable
 from privmask.daemon.journal_review import Review, ReviewDecision, ReviewTable
 from privmask.daemon.journal_schema import (
     SCHEMA_VERSION,
@@ -80,11 +81,11 @@ class _File:
     camera: str | None
 
 
-class Journal(ReviewTable, EscrowTable, SweepTable):
+class Journal(ReviewTable, EscrowTable, SweepTable, QueueTable):
     """One connection to the journal; one per process (a lock makes it safe across threads).
     Opening, reading and the transaction helpers are in `JournalDB`; the escrow table's
     rows in `EscrowTable`; clips held for review in `ReviewTable`; sweep sources and chunks
-    in `SweepTable`."""
+    in `SweepTable`; jobs sent to a broker in `QueueTable`."""
 
     # -- intake side ----------------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class Journal(ReviewTable, EscrowTable, SweepTable):
         workers: Collection[str] | None = None,
         now: float | None = None,
         orderly: bool = False,
+        keep_queued: bool = False,
     ) -> list[Job]:
         """Give back the jobs of workers that are gone; returns the jobs it changed.
 
@@ -147,6 +149,8 @@ class Journal(ReviewTable, EscrowTable, SweepTable):
         process that died, or was killed for being hung: see `liveness.overdue`).
         The interrupted attempt counts: a job goes back to QUEUED (claimable at once) while
         `policy` allows another try, and is QUARANTINED ("interrupted N times") once not.
+        `keep_queued`: jobs sent to the broker stay as they are (their orders are still
+        there, and a worker will report on them).
         """
         policy = policy or RetryPolicy()
         now = time.time() if now is None else now
@@ -157,6 +161,8 @@ class Journal(ReviewTable, EscrowTable, SweepTable):
             ).fetchall()
             for job_id, attempts, worker in rows:
                 if workers is not None and worker not in workers:
+                    continue
+                if keep_queued and str(worker).startswith(QUEUE_PREFIX):
                     continue
                 if orderly:
                     db.execute(
@@ -203,19 +209,23 @@ class Journal(ReviewTable, EscrowTable, SweepTable):
         *,
         run: str | None = None,
         time_limit: float | None = None,
+        local: bool | None = None,
     ) -> Job | None:
         """Take the oldest due QUEUED job for `worker`, or None when none is due.
 
         `run`: the daemon run the worker belongs to; RunEndedError if another daemon has
-        started since. `time_limit`: seconds this try may take (see `update_claim`)."""
+        started since. `time_limit`: seconds this try may take (see `update_claim`).
+        `local`: True, only jobs that must run on the daemon host; False, only the others
+        (what the queue takes); None, any."""
         now = time.time() if now is None else now
         with self._transaction() as db:
             if run is not None:
                 current = db.execute("SELECT run FROM daemon WHERE id = 1").fetchone()
                 if current is None or current[0] != run:
                     raise RunEndedError(f"daemon run {run} has ended; {worker} gets no job")
+            placed = "" if local is None else f"AND local = {int(local)} "
             row = db.execute(
-                "SELECT id FROM jobs WHERE state = 'queued' AND not_before <= ? "
+                f"SELECT id FROM jobs WHERE state = 'queued' AND not_before <= ? {placed}"
                 "ORDER BY id LIMIT 1",
                 (now,),
             ).fetchone()

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class JobState(StrEnum):
@@ -250,12 +250,19 @@ SCHEMA_V5 = (
     "CREATE INDEX sweep_chunks_source ON sweep_chunks(source, state, start)",
     "CREATE INDEX sweep_chunks_recording ON sweep_chunks(source, recording)",
 )
+# Version 6: many machines (`queue/`). A job that must run on the daemon host (held for
+# review: its unmasked analysis never leaves it) is marked `local`; the daemon's own
+# workers take only those while a broker takes the rest.
+SCHEMA_V6 = (
+    "ALTER TABLE jobs ADD COLUMN local INTEGER NOT NULL DEFAULT 0 CHECK (local IN (0, 1))",
+)
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: SCHEMA_V1,
     2: SCHEMA_V2,
     3: SCHEMA_V3,
     4: SCHEMA_V4,
     5: SCHEMA_V5,
+    6: SCHEMA_V6,
 }
 
 JOB_COLUMNS = (
