@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from privmask.adapters import age
 from privmask.adapters.minisign import SecretKey
 from privmask.adapters.models import sha256_of
@@ -41,6 +43,8 @@ def safe_name(camera: str | None) -> str:
 
 
 DAY_SECONDS = 86_400.0
+
+log = structlog.get_logger("privmask.delivery")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,24 @@ class Custody:
     ) -> EscrowCopy | None:
         """Escrow the job's original when its rule (or the site) names recipients: sealed
         durably into the store, recorded in the journal, then audited. None: no recipients."""
+        sealed = self.sealed_copy(job, original, decision, expected_sha256, recorded)
+        if sealed is None:
+            return None
+        copy, recipients = sealed
+        self.record(journal, copy, recipients, actor=actor)
+        return copy
+
+    def sealed_copy(
+        self,
+        job: str,
+        original: Path,
+        decision: Decision,
+        expected_sha256: str | None = None,
+        recorded: str | None = None,
+    ) -> tuple[EscrowCopy, int] | None:
+        """Seal the original durably into the store, not yet recorded (a worker on another
+        machine has the daemon record it: `record`): the copy and how many recipients it
+        is sealed to. None: no recipients."""
         entries = self.recipients_for(decision)
         if not entries:
             return None
@@ -106,20 +128,23 @@ class Custody:
             ruleset=decision.ruleset_hash,
             recorded=recorded,
         )
+        return copy, len(recipients)
+
+    def record(self, journal: Journal, copy: EscrowCopy, recipients: int, *, actor: str) -> None:
+        """An escrow copy in the journal, then in the audit log."""
         journal.record_escrow(copy)
         self.audit().append(
             "escrow_written",
             actor=actor,
-            job=job,
+            job=copy.job,
             details={
                 **copy.manifest_block(),
                 "source_sha256": copy.source_sha256,
-                "recipients": len(recipients),
+                "recipients": recipients,
                 "rule": copy.rule,
                 "rule_set_sha256": copy.ruleset,
             },
         )
-        return copy
 
 
 @dataclass(frozen=True)
@@ -217,3 +242,18 @@ def manifest(
         else tracks,
         "times": {**times, "packaged": time.time()},
     }
+
+
+def remove_partials(package: Path) -> None:
+    """The hidden temporary files of `package` (named by files.temporary_name, with or
+    without the package's suffix) that a killed worker left beside it (a package in an
+    outbox, an escrow copy in the store). Only while no other try can be writing them."""
+    stem, suffix = re.escape(f".{package.stem}."), re.escape(package.suffix)
+    own = re.compile(stem + r"[0-9a-f]{8,}\.partial(" + suffix + ")?")
+    try:
+        stale = [p for p in package.parent.iterdir() if own.fullmatch(p.name) and p.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+            log.info("partial_removed", file=path.name)
+    except OSError as exc:  # an outbox gone meanwhile: the next start sweeps it
+        log.warning("partial_not_removed", outbox=str(package.parent), error=exc.strerror)

@@ -16,25 +16,21 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import structlog
 
 from privmask.adapters.models import sha256_of
-from privmask.adapters.recording import container_metadata
-from privmask.adapters.untrusted import descriptor_path, open_regular
 from privmask.adapters.video import VideoError, probe
 from privmask.daemon.config import Config
 from privmask.daemon.custody.source_deletion import delete_source
-from privmask.daemon.delivery import Custody, manifest, plan_delivery
+from privmask.daemon.delivery import Custody, plan_delivery
+from privmask.daemon.job_steps import Recording, decide, make_package, opened_source
 from privmask.daemon.journal import (
     EscrowCopy,
-    FileIdentity,
     Job,
     JobState,
     JobStateError,
@@ -49,19 +45,12 @@ from privmask.daemon.liveness import (
     time_limit,
 )
 from privmask.daemon.logs import configure, describe
-from privmask.daemon.pipeline.offline import redact
-from privmask.daemon.pipeline.report import video_summary
 from privmask.daemon.quarantine import quarantine
-from privmask.daemon.recording import recording_time
 from privmask.daemon.retry import RetryPolicy, classify
-from privmask.daemon.rulebook import current_snapshot
 from privmask.daemon.storage import Storage
 from privmask.daemon.worker_review import Held, folder_of, prepare, remove_analysis
-from privmask.rules.match import Facts
-from privmask.rules.ruleset import Decision
 
 log = structlog.get_logger("privmask.worker")
-
 
 
 @dataclass(frozen=True)
@@ -216,45 +205,6 @@ def _duration(clip: Path) -> float:
         return 0.0
 
 
-@contextmanager
-def opened_source(job: Job) -> Iterator[Path]:
-    """The job's source, opened once without following a link and checked to be a regular
-    file: everything reads it through the yielded descriptor path, so a name swapped for a
-    link meanwhile reads nothing else. Messages name the file, never the descriptor."""
-    source = Path(job.path)
-    try:
-        fd = open_regular(source)
-    except OSError as exc:  # gone, unreadable, or no longer a plain file: the clip's fault
-        raise VideoError(f"{source.name}: {exc.strerror or exc}", "unreadable") from None
-    clip = descriptor_path(fd)
-    try:
-        yield clip
-    except VideoError as exc:
-        raise VideoError(str(exc).replace(str(clip), source.name), exc.code) from None
-    finally:
-        os.close(fd)
-
-
-def decide(
-    job: Job, clip: Path, taken: FileIdentity, config: Config, swept: datetime | None = None
-) -> tuple[Decision, datetime, str]:
-    """The rule now in force for `job` (read from `clip`, its opened source), its recording
-    time and where that time came from. Rules match, and packages are named, on the
-    recording time: the one a sweep took the clip by (`swept`: its source's reading, so a
-    clip is named as it was chosen), else from the container, the vendor's file name, or
-    the mtime intake saw when it took the file in."""
-    source = Path(job.path)
-    ruleset = current_snapshot(config.state / "rulesets")
-    if swept is not None:
-        recorded, recorded_from = swept.astimezone(config.timezone), "sweep"
-    else:
-        recorded, recorded_from = recording_time(
-            source, container_metadata(clip), config.timezone, mtime=taken.mtime_ns / 1e9
-        )
-    facts = Facts(camera=job.camera, folder=job.folder, file_name=source.name, when=recorded)
-    return ruleset.decide(facts), recorded, recorded_from
-
-
 def process(
     job: Job,
     clip: Path,
@@ -316,39 +266,21 @@ def process(
         if isinstance(step, Held):
             return step
         reviewed, decision = step, step.decision
-    work = config.work / str(job.id)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    video = work / "redacted.mp4"
-    started = time.time()
     found = reviewed.analysis if reviewed else None
-    result = redact(clip, video, decision.plan, models_dir=config.models, analysis=found)
-    times = {
-        "recorded": recorded.timestamp(),
-        "received": job.created,
-        "started": started,
-        "finished": time.time(),
-    }
-    source_summary = {"sha256": job.sha256, "bytes": job.size, **video_summary(result.source)}
-    del source_summary["file"]  # file names may hold personal data
-    contents = manifest(
+    review_block = reviewed.manifest_block() if reviewed else None
+    recording = Recording(recorded, recorded_from)
+    package = make_package(
+        job,
+        clip,
         decision,
-        job=job.id,
-        camera=job.camera,
-        source=source_summary,
-        redacted=video,
-        redaction=result,
-        times=times,
-        escrowed=escrowed,
+        recording,
+        delivery,
+        escrowed,
+        config,
+        custody.signer,
+        found,
+        review_block,
     )
-    contents["recorded"] = {
-        "time": recorded.isoformat(),
-        "source": recorded_from,
-        "timezone": str(config.timezone),
-    }
-    if reviewed is not None:
-        contents["review"] = reviewed.manifest_block()
-    package = delivery.publish(video, contents, custody.signer)
     if reviewed is not None:  # the package is durable: the unmasked crops can go
         remove_analysis(reviewed.folder)
     if swept is None:  # a sweep's source is a recorder's archive: never deleted

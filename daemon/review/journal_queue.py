@@ -23,6 +23,7 @@ from privmask.adapters.minisign import SecretKey
 from privmask.adapters.video import VideoError
 from privmask.daemon.config import Config
 from privmask.daemon.custody.audit import AuditError, AuditLog
+from privmask.daemon.job_steps import decide, opened_source
 from privmask.daemon.journal import (
     Job,
     JobState,
@@ -34,7 +35,6 @@ from privmask.daemon.journal import (
 )
 from privmask.daemon.pipeline import analysis
 from privmask.daemon.review.queue import ClipUnderReview, Decision, ReviewError, WaitingClip
-from privmask.daemon.worker import decide, opened_source
 from privmask.daemon.worker_review import region_to, remove_analysis
 from privmask.rules.ruleset import NoRuleApplies
 
