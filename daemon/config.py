@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from privmask.adapters.validate import Limits
+from privmask.daemon.queue.settings import QueueSpec
 from privmask.daemon.review.settings import USERS_FILE_NAME, ReviewSpec
 from privmask.daemon.sweeps.settings import KINDS, SweepSpec, unique_names
 from privmask.daemon.timezones import host_timezone, zone_named
@@ -239,6 +240,14 @@ class ConfigFile(StrictModel):
         "`privmask run`, and `privmask review serve` uses its defaults",
     )
 
+    queue: QueueSpec | None = Field(
+        default=None,
+        description="many machines: redaction jobs go to this RabbitMQ broker and `privmask "
+        "worker` processes anywhere take them; intake, sweeps, live masking, review and the "
+        "journal stay on the daemon host, whose own `workers` then only redact clips held "
+        "for review (README: Many machines); none: all jobs on this host's workers",
+    )
+
     sweeps: list[SweepSpec] = Field(
         default_factory=list,
         description="scheduled archive sweeps: recordings taken from a folder tree or a "
@@ -297,6 +306,7 @@ class Config:
     audit_checkpoint_every: int
     review: ReviewSpec | None = None  # the review page's settings; None: not served
     sweeps: tuple[SweepSpec, ...] = ()  # scheduled archive sweeps
+    queue: QueueSpec | None = None  # jobs on a broker for `privmask worker`s; None: local
 
     @property
     def intake_limits(self) -> Limits:
@@ -390,6 +400,7 @@ def load_config(
         audit_checkpoint_every=raw.audit_checkpoint_every,
         review=raw.review,
         sweeps=tuple(raw.sweeps),
+        queue=raw.queue,
     )
     _check_nesting(config)
     return config

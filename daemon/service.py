@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -33,12 +32,13 @@ from privmask.daemon.config import DEFAULT_ROOT, DEFAULT_RULES, Config, ConfigEr
 from privmask.daemon.custody import escrow, retention
 from privmask.daemon.custody.audit import AuditError, AuditLog
 from privmask.daemon.custody.sitekey import site_key
-from privmask.daemon.delivery import Custody
+from privmask.daemon.delivery import Custody, remove_partials
 from privmask.daemon.intake import Intake
 from privmask.daemon.journal import Job, JobState, Journal
 from privmask.daemon.live.supervisor import LiveSupervisor
 from privmask.daemon.liveness import overdue
 from privmask.daemon.quarantine import quarantine
+from privmask.daemon.queue.dispatch import QueueLink
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.review import serving as review_serving
 from privmask.daemon.rulebook import RuleBook, publish
@@ -57,6 +57,7 @@ SHUTDOWN_SECONDS = 60.0  # a running job gets this long to finish after SIGTERM
 LIVE_CHECK_SECONDS = 10.0  # how soon live masking follows a rule or camera change
 OVERDUE_CHECK_SECONDS = 2.0  # how often the claims are checked for hung workers
 RETENTION_CHECK_SECONDS = 3600.0  # how often expired originals are looked for
+PARTIAL_AGE_SECONDS = 86_400.0  # with a broker, a partial file untouched this long is stale
 
 
 class Service:
@@ -127,6 +128,10 @@ class Service:
             workers=config.workers,
             quiet_seconds=intake.quiet_seconds,
         )
+        link = None
+        if config.queue is not None:  # jobs go to the broker; our workers keep what is local
+            link = QueueLink(config, journal, custody, policy, run, password, self._quarantine)
+            link.start()
         sweeps = SweepRunner(config, journal)
         sweeps.start_clean()  # fetches a kill cut short go back, before any run
         scheduler = SweepScheduler(config.sweeps, config.timezone, sweeps.scheduled).start()
@@ -169,6 +174,8 @@ class Service:
             if camera_thread is not None:
                 camera_thread.join(min(30, SHUTDOWN_SECONDS / 2))  # a round ends within its timeout
             self._live.stop()
+            if link is not None:
+                link.stop()  # orders already sent stay with the broker
             workers.stop(max(0.0, shutdown_ends - time.monotonic()))
             self._put_back(journal, policy, orderly=True)
             journal.close()
@@ -210,7 +217,8 @@ class Service:
     ) -> None:
         """Interrupted jobs go back to the queue, or to quarantine once tried too often (a
         job the service itself stopped at shutdown keeps its tries)."""
-        for job in journal.recover(policy, workers=workers, orderly=orderly):
+        keep = self.config.queue is not None  # orders sent stay with the broker
+        for job in journal.recover(policy, workers=workers, orderly=orderly, keep_queued=keep):
             log.info("job_put_back", job=job.id, state=str(job.state), attempts=job.attempts)
             self._clean_after(job)
             if job.state is JobState.QUARANTINED:
@@ -241,9 +249,9 @@ class Service:
     def _clean_after(self, job: Job) -> None:
         """What an interrupted try leaves: its work files, a partial escrow copy and package."""
         shutil.rmtree(self.config.work / str(job.id), ignore_errors=True)
-        _remove_partials(escrow.copy_path(self.config.escrow_store, f"{job.id:06d}"))
+        remove_partials(escrow.copy_path(self.config.escrow_store, f"{job.id:06d}"))
         if job.package is not None:
-            _remove_partials(Path(job.package))
+            remove_partials(Path(job.package))
 
     def _finish_quarantines(self, journal: Journal) -> None:
         """A crash between recording a quarantine and copying the clip: copy it now."""
@@ -388,25 +396,14 @@ def _sweep_partials(config: Config) -> None:
     """Temporary files left by a crash: never published, safe to remove."""
     shutil.rmtree(config.work, ignore_errors=True)  # no job is running yet
     config.work.mkdir(parents=True, exist_ok=True)
+    # with a broker, workers elsewhere may be writing theirs now: only a day-old one goes
+    older_than = time.time() - PARTIAL_AGE_SECONDS if config.queue is not None else None
     for folder in (config.outbox, config.escrow_store):
         for stale in folder.iterdir():
-            if stale.is_file() and files.OWN_PARTIAL.fullmatch(stale.name):
+            own = stale.is_file() and files.OWN_PARTIAL.fullmatch(stale.name)
+            if own and (older_than is None or stale.stat().st_mtime < older_than):
                 stale.unlink(missing_ok=True)
     for held in (config.state / "rulesets", config.state / "review"):  # analyses half-written
         for stale in held.iterdir() if held.is_dir() else ():
             if files.OWN_PARTIAL.fullmatch(stale.name):
                 files.remove(stale)
-
-
-def _remove_partials(package: Path) -> None:
-    """The hidden temporary files of `package` (named by files.temporary_name, with or
-    without the package's suffix) that a killed worker left in its outbox."""
-    stem, suffix = re.escape(f".{package.stem}."), re.escape(package.suffix)
-    own = re.compile(stem + r"[0-9a-f]{8,}\.partial(" + suffix + ")?")
-    try:
-        stale = [p for p in package.parent.iterdir() if own.fullmatch(p.name) and p.is_file()]
-        for path in stale:
-            path.unlink(missing_ok=True)
-            log.info("partial_removed", file=path.name)
-    except OSError as exc:  # an outbox gone meanwhile: the next start sweeps it
-        log.warning("partial_not_removed", outbox=str(package.parent), error=exc.strerror)

@@ -95,6 +95,7 @@ def _serve(
     storage: Storage,
 ) -> None:
     policy = RetryPolicy(config.max_attempts, config.backoff_seconds)
+    local = True if config.queue is not None else None  # with a broker: what must stay here
     with Journal(config.journal_path) as journal:
         log.info("worker_ready", worker=worker)
         while not stop.is_set():
@@ -104,7 +105,7 @@ def _serve(
                 stop.wait(config.storage_check_seconds)
                 continue
             try:  # until it knows the clip's duration, a try gets the shortest time limit
-                job = journal.claim(worker, run=run, time_limit=FLOOR_SECONDS)
+                job = journal.claim(worker, run=run, time_limit=FLOOR_SECONDS, local=local)
             except RunEndedError:
                 log.warning("worker_orphaned", worker=worker)  # its daemon is gone
                 return

@@ -31,6 +31,7 @@ from privmask.daemon.cli import (
     run,
     sweep,
     verify,
+    worker,
 )
 from privmask.daemon.errors import EXIT_FAILED, EXIT_USAGE, UsageError
 
@@ -49,6 +50,7 @@ COMMANDS = (
     verify,
     review,
     sweep,
+    worker,
 )
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 # privmask's own hidden temporary names (adapters/files.temporary_name): an error names

@@ -74,6 +74,13 @@ def run_status(args: argparse.Namespace) -> int:
             print(f"processing  job {job.id}  attempt {job.attempts}  {running}{job.path}")
         for job in journal.jobs(JobState.QUEUED, limit=20):
             print(f"queued      job {job.id}  {job.path}")
+        if config.queue is not None:
+            from privmask.daemon.queue import status
+
+            view = status.look(config.queue)
+            counts = journal.with_broker(), journal.jobs_per_worker()
+            for line in status.lines(config.queue, view, *counts):
+                print(line)
     return EXIT_OK
 
 

@@ -1,0 +1,147 @@
+"""`privmask worker`: a Celery worker that takes redaction jobs from the broker.
+
+Everything secret is read here, from this machine's own config, files and credentials: the
+package password, the site's signing key, the broker's password. Nothing secret is ever
+read from the broker. Each job runs in a pool process forked from this one, which dies
+with it (a worker killed with kill -9 leaves no child redacting on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+from celery import signals
+from celery.exceptions import CPendingDeprecationWarning
+from kombu import Connection
+
+from privmask.daemon.config import Config, ConfigError
+from privmask.daemon.custody.sitekey import site_key
+from privmask.daemon.delivery import Custody
+from privmask.daemon.logs import configure
+from privmask.daemon.queue.app import make_app
+from privmask.daemon.queue.protocol import TASK_NAME, Topology
+from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
+from privmask.daemon.queue.task import WorkerSetup, take
+from privmask.daemon.secrets import SecretError, read_secret
+
+log = structlog.get_logger("privmask.worker")
+
+_PR_SET_PDEATHSIG = 1
+CONNECT_SECONDS = 5.0  # a broker that takes longer to answer is as good as down
+
+
+def serve(config: Config, concurrency: int | None = None, name: str | None = None) -> int:
+    """Take jobs until SIGTERM (finishing the ones running) or SIGQUIT (at once)."""
+    setup = worker_setup(config)
+    spec = config.queue
+    assert spec is not None  # worker_setup says so
+    reachable(spec, setup.url)
+    app = make_app(spec, setup.url)
+    nodename = name or f"privmask-{os.getpid()}@{socket.gethostname()}"
+
+    @app.task(name=TASK_NAME, bind=True)
+    def redact(task: Any, message: dict[str, Any]) -> None:
+        take(message, setup, app, nodename)
+
+    signals.worker_process_init.connect(_child_started, weak=False)
+    signals.celeryd_after_setup.connect(_quiet_chosen_setting, weak=False)
+    log.info(
+        "worker_ready",
+        worker=nodename,
+        broker=shown(spec.broker),
+        queue=spec.name,
+        concurrency=concurrency or spec.concurrency,
+    )
+    worker = app.Worker(
+        hostname=nodename,
+        concurrency=concurrency or spec.concurrency,
+        pool="prefork",
+        loglevel="WARNING",
+        without_gossip=True,
+        without_mingle=True,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.start()
+    return int(worker.exitcode or 0)
+
+
+def worker_setup(config: Config) -> WorkerSetup:
+    """What every try needs, read once; one line (ConfigError) for anything missing."""
+    spec = config.queue
+    if spec is None:
+        raise ConfigError("privmask worker needs a `queue:` section naming the broker")
+    if config.password is None:
+        raise ConfigError(
+            "privmask worker needs `password` (file, env or credential): the daemon's package "
+            "password, given to each worker by the site, never sent over the broker"
+        )
+    if config.signing_key is None:
+        raise ConfigError(
+            "privmask worker needs `signing_key` (file, env or credential): the site key "
+            "that signs manifests, given to each worker by the site, never sent over the broker"
+        )
+    for what, folder in (("outbox", config.outbox), ("escrow store", config.escrow_store)):
+        if not folder.is_dir():
+            raise ConfigError(f"{what} {folder} is not a folder here (is the share mounted?)")
+    config.work.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # three secrets from three settings, all this machine's own: say which one failed
+    with _setting("password"):
+        password = read_secret(config.password)
+    with _setting("signing_key"):
+        signer = site_key(config)
+    with _setting("queue.password"):
+        url = broker_url(spec.broker, _broker_password(spec))
+    custody = Custody.of(config, signer)
+    return WorkerSetup(
+        config, password, custody, url, Topology(spec.name, spec.delivery_limit), spec.paths
+    )
+
+
+@contextlib.contextmanager
+def _setting(key: str) -> Iterator[None]:
+    """A secret that cannot be read: one line naming the setting (and where, never what)."""
+    try:
+        yield
+    except (SecretError, ConfigError) as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _broker_password(spec: QueueSpec) -> bytes | None:
+    source = spec.password_source
+    return read_secret(source) if source is not None else None
+
+
+def reachable(spec: QueueSpec, url: str) -> None:
+    """One line, not an endless retry, when the broker cannot be reached at start."""
+    connection = Connection(url, connect_timeout=CONNECT_SECONDS)
+    try:
+        connection.ensure_connection(max_retries=1, timeout=CONNECT_SECONDS)
+    except Exception as exc:  # refused, unknown host, TLS, wrong password
+        reason = getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
+        raise ConfigError(f"cannot reach the broker {shown(spec.broker)}: {reason}") from None
+    finally:
+        connection.release()
+
+
+def _quiet_chosen_setting(**_: Any) -> None:
+    """Celery warns, on every lost connection, that 6.0 will cancel running late-ack tasks:
+    app.py chose not to, on purpose, and the notice only buries the log. Added once Celery
+    has set up its logging, whose own `always` filter would otherwise come first."""
+    warnings.filterwarnings("ignore", "\nIn Celery 5.1 we introduced", CPendingDeprecationWarning)
+
+
+def _child_started(**_: Any) -> None:
+    """A pool process: JSON logs, and death with its worker (PR_SET_PDEATHSIG)."""
+    configure(json=True)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
