@@ -1,7 +1,9 @@
 """The Debian package's service really running under systemd: a booted bookworm container
 (systemd-nspawn, private network), the .deb from packaging/deb/build installed with dpkg,
 the unit started, a clip with faces redacted into a package, the unit stopped, and the
-sandbox shown to refuse writes outside ReadWritePaths=.
+sandbox shown to refuse writes outside ReadWritePaths=. Then the worker's unit: refused
+without its secrets, and with them, started in its sandbox as far as the broker (the
+container has no broker: a worker redacting through one is tests/queue).
 
 Slow (a debootstrap on first use, cached in /var/cache/privmask-test; a boot; a redaction):
 marked `packaging`, run by packaging/deb/check, never by the default ./scripts/test.
@@ -29,6 +31,7 @@ pytestmark = [
 
 REPO = Path(__file__).parents[2]
 PASSWORD = "a long site password for the container"
+BROKER_PASSWORD = "the broker user's password in the container"
 STATE = Path("var/lib/privmask")
 DROP_IN = "/etc/systemd/system/privmask.service.d/probe.conf"
 PROBE = """
@@ -160,6 +163,52 @@ def test_the_sandbox_refuses_writes_outside_read_write_paths(box: Container) -> 
         "cpuinfo": True,  # onnxruntime sizes its threads from it (no ProcSubset=pid)
         "pid1 visible": False,  # ProtectProc=invisible
     }
+
+
+def test_the_worker_without_its_secrets_fails_once_and_does_not_loop(box: Container) -> None:
+    # installed with the package, not enabled; the package password is there (above), the
+    # site key and the broker password are not
+    assert box.show("privmask-worker.service", "UnitFileState") == {"UnitFileState": "disabled"}
+    assert (box.root / "etc" / "privmask" / "worker.yaml").is_file()
+    assert box.run("systemctl", "start", "privmask-worker", check=False).returncode != 0
+    state = box.show(
+        "privmask-worker.service", "ActiveState", "SubState", "NRestarts", "AssertResult"
+    )
+    assert state == {"ActiveState": "inactive", "SubState": "dead", "NRestarts": "0",
+                     "AssertResult": "no"}  # fmt: skip
+
+
+def test_the_worker_reads_its_secrets_and_names_a_broker_it_cannot_reach(box: Container) -> None:
+    """As the README says: the daemon's key copied over, the broker's password, worker.yaml.
+    Refused on 127.0.0.1:1 (no broker here) means the sandbox let it open an AF_INET socket
+    after it read all three credentials, the models and the work folder."""
+    box.run("install", "-m", "0600", "/var/lib/privmask/state/signing.key",
+            "/etc/privmask/site-signing-key")  # fmt: skip
+    box.run("install", "-m", "0600", "/dev/stdin", "/etc/privmask/broker-password",
+            input=BROKER_PASSWORD + "\n")  # fmt: skip
+    config = box.root / "etc" / "privmask" / "worker.yaml"
+    config.write_text(config.read_text().replace("broker.example.org:5672", "127.0.0.1:1"))
+    box.run("systemctl", "start", "privmask-worker", timeout=120)  # Type=exec: it runs
+    try:
+        line = wait_for_line(box, "privmask-worker", "cannot reach the broker", timeout=300)
+    finally:
+        box.run("systemctl", "stop", "privmask-worker", timeout=120)
+    assert "amqp://privmask@127.0.0.1:1/privmask" in line and "refused" in line.lower(), line
+    log = box.run("journalctl", "-u", "privmask-worker", "--no-pager").stdout
+    assert BROKER_PASSWORD not in log and PASSWORD not in log
+    state = box.show("privmask-worker.service", "ActiveState")
+    assert state["ActiveState"] in ("inactive", "failed")
+
+
+def wait_for_line(box: Container, unit: str, text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = box.run("journalctl", "-u", unit, "-o", "cat", "--no-pager").stdout
+        found = [line for line in lines.splitlines() if text in line]
+        if found:
+            return found[0]
+        time.sleep(1)
+    raise AssertionError(f"no {text!r} from {unit}:\n{lines[-3000:]}")
 
 
 def wait_for_package(box: Container, timeout: float) -> Path:
