@@ -40,7 +40,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from privmask.daemon.journal_escrow import EscrowCopy, EscrowTable
-from privmask.daemon.journal_queue import QUEUE_PREFIX, QueueTable
+from privmask.daemon.journal_queue import QUEUE_PREFIX, SENT, QueueTable
 from privmask.daemon.journal_review import Review, ReviewDecision, ReviewTable
 from privmask.daemon.journal_schema import (
     SCHEMA_VERSION,
@@ -149,8 +149,10 @@ class Journal(ReviewTable, EscrowTable, SweepTable, QueueTable):
         process that died, or was killed for being hung: see `liveness.overdue`).
         The interrupted attempt counts: a job goes back to QUEUED (claimable at once) while
         `policy` allows another try, and is QUARANTINED ("interrupted N times") once not.
-        `keep_queued`: jobs sent to the broker stay as they are (their orders are still
-        there, and a worker will report on them).
+        `keep_queued`: jobs a worker took from the broker stay as they are (it reports on
+        them); those sent but not taken yet go back without using a try, to be sent again
+        (the daemon may have died before the broker had the order; a duplicate order finds
+        the job's lease or package and its reports, naming an old try, change nothing).
         """
         policy = policy or RetryPolicy()
         now = time.time() if now is None else now
@@ -162,16 +164,17 @@ class Journal(ReviewTable, EscrowTable, SweepTable, QueueTable):
             for job_id, attempts, worker in rows:
                 if workers is not None and worker not in workers:
                     continue
-                if keep_queued and str(worker).startswith(QUEUE_PREFIX):
-                    continue
-                if orderly:
+                if keep_queued and str(worker).startswith(QUEUE_PREFIX) and worker != SENT:
+                    continue  # a worker took it: it reports on it
+                if orderly or worker == SENT:  # not taken yet: sent again, a new try id
                     db.execute(
                         "UPDATE jobs SET state = 'queued', attempts = MAX(0, attempts - 1), "
                         "error = NULL, worker = NULL, heartbeat = NULL, not_before = 0, "
-                        "updated = ? WHERE id = ?",
+                        "try_id = NULL, updated = ? WHERE id = ?",
                         (now, job_id),
                     )
-                    self._event(job_id, JobState.QUEUED, "put back at shutdown", now)
+                    why = "put back at shutdown" if orderly else "not taken from the broker yet"
+                    self._event(job_id, JobState.QUEUED, why, now)
                     changed.append(job_id)
                     continue
                 interruptions = self._interruptions(job_id) + 1
@@ -210,13 +213,14 @@ class Journal(ReviewTable, EscrowTable, SweepTable, QueueTable):
         run: str | None = None,
         time_limit: float | None = None,
         local: bool | None = None,
+        try_id: str | None = None,
     ) -> Job | None:
         """Take the oldest due QUEUED job for `worker`, or None when none is due.
 
         `run`: the daemon run the worker belongs to; RunEndedError if another daemon has
         started since. `time_limit`: seconds this try may take (see `update_claim`).
         `local`: True, only jobs that must run on the daemon host; False, only the others
-        (what the queue takes); None, any."""
+        (what the queue takes); None, any. `try_id`: the id of a try sent to the broker."""
         now = time.time() if now is None else now
         with self._transaction() as db:
             if run is not None:
@@ -234,8 +238,9 @@ class Journal(ReviewTable, EscrowTable, SweepTable, QueueTable):
             deadline = None if time_limit is None else now + time_limit
             db.execute(
                 "UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker = ?, "
-                "heartbeat = ?, deadline = ?, package = NULL, updated = ? WHERE id = ?",
-                (worker, now, deadline, now, row[0]),
+                "heartbeat = ?, deadline = ?, package = NULL, try_id = ?, updated = ? "
+                "WHERE id = ?",
+                (worker, now, deadline, try_id, now, row[0]),
             )
             job = self._get(db, row[0])
             self._event(job.id, JobState.PROCESSING, f"attempt {job.attempts} by {worker}", now)

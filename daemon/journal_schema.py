@@ -252,9 +252,11 @@ SCHEMA_V5 = (
 )
 # Version 6: many machines (`queue/`). A job that must run on the daemon host (held for
 # review: its unmasked analysis never leaves it) is marked `local`; the daemon's own
-# workers take only those while a broker takes the rest.
+# workers take only those while a broker takes the rest. A try sent to the broker has an id.
 SCHEMA_V6 = (
     "ALTER TABLE jobs ADD COLUMN local INTEGER NOT NULL DEFAULT 0 CHECK (local IN (0, 1))",
+    # the random id of the try sent to the broker: only reports naming it are applied
+    "ALTER TABLE jobs ADD COLUMN try_id TEXT",
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: SCHEMA_V1,

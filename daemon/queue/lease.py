@@ -53,25 +53,27 @@ class Lease:
     def _keep(self) -> None:
         connection = self._connection
         assert connection is not None
-        while not self._stop.is_set():
-            try:
-                connection.drain_events(timeout=0.2)  # short: `release` waits for this thread
-            except TimeoutError:
-                pass
-            except connection.connection_errors:  # OSError among them
-                return  # the broker went away: the lease is gone with it
-            try:
-                connection.heartbeat_check()
-            except connection.connection_errors:
-                return
+        try:
+            while not self._stop.is_set():
+                try:
+                    connection.drain_events(timeout=0.2)  # short: `release` is seen soon
+                except TimeoutError:
+                    pass
+                except connection.connection_errors:  # OSError among them
+                    return  # the broker went away: the lease is gone with it
+                try:
+                    connection.heartbeat_check()
+                except connection.connection_errors:
+                    return
+        finally:
+            connection.release()  # closing it deletes the exclusive queue
 
     def release(self) -> None:
+        """Let go without waiting: the thread closes the connection within 0.2 s (the next
+        job of this worker need not wait for that; a second delivery of this job may find
+        the lease held a moment longer and look again)."""
         self._stop.set()
-        if self._beat is not None:
-            self._beat.join(HEARTBEAT_SECONDS)
-        if self._connection is not None:
-            self._connection.release()  # closing it deletes the exclusive queue
-            self._connection = None
+        self._connection = None
 
     def __enter__(self) -> Lease:
         return self

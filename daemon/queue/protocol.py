@@ -100,6 +100,8 @@ class Order:
 
     job: int
     attempt: int
+    try_id: str  # random, recorded with the claim: reports name it, stale ones are ignored
+    queue: str  # the job queue it was sent on: a worker refuses another's
     path: str  # as the daemon sees it; a worker maps it (`local_path`)
     sha256: str
     size: int
@@ -114,7 +116,7 @@ class Order:
 
     @property
     def task_id(self) -> str:
-        return f"job-{self.job}-try-{self.attempt}"
+        return f"job-{self.job}-try-{self.attempt}-{self.try_id[:8]}"
 
     @property
     def hard_limit(self) -> float:
@@ -142,6 +144,7 @@ class Report:
     kind: ReportKind
     job: int
     attempt: int
+    try_id: str  # the order's: only the job's current try is applied
     worker: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -176,6 +179,8 @@ def local_path(path: str | Path, paths: dict[str, str]) -> Path:
     """Where a folder or file the daemon names is on this machine: the longest `paths`
     entry it lies in, remapped; else the same path."""
     posix = PurePosixPath(path)
+    if ".." in posix.parts or not posix.is_absolute():
+        raise ValueError(f"{path}: not a plain absolute path")
     for there in sorted(paths, key=len, reverse=True):
         root = PurePosixPath(there)
         if posix == root or root in posix.parents:

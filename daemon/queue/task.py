@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 from celery import Celery
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from privmask.adapters.minisign import SignatureError
 from privmask.adapters.models import sha256_of
@@ -75,7 +75,8 @@ class Reporter:
         self._signer = setup.custody.signer
 
     def send(self, kind: ReportKind, **detail: Any) -> None:
-        report = Report(kind, self._order.job, self._order.attempt, self._worker, detail)
+        order = self._order
+        report = Report(kind, order.job, order.attempt, order.try_id, self._worker, detail)
         message = signed(report.to_message(), self._signer)
         with self._app.producer_pool.acquire(block=True) as producer:
             producer.publish(
@@ -91,14 +92,17 @@ class Reporter:
 
 
 def take(message: dict[str, Any], setup: WorkerSetup, app: Celery, worker: str) -> None:
-    """An order as it came from the broker: checked against the site key, then tried. One
-    that does not verify is logged and dropped (acknowledged: redelivering a forgery helps
-    nobody)."""
+    """An order as it came from the broker: checked against the site key and the queue,
+    then tried. One that does not verify is logged and rejected to the dead letters."""
     try:
         order = Order.from_message(verified(message, setup.custody.signer.public))
+        if order.queue != setup.topology.name:
+            raise ValueError(f"an order of queue {order.queue}, not {setup.topology.name}")
     except (SignatureError, KeyError, TypeError, ValueError) as exc:
         log.error("order_refused", worker=worker, reason=str(exc))
-        return
+        # dead-lettered, not acknowledged: the daemon counts a failed try of a genuine order
+        # (a worker with the wrong site key), so the job is never silently lost
+        raise Reject(str(exc), requeue=False) from None
     run_order(order, setup, Reporter(app, setup, order, worker), worker)
 
 
@@ -154,11 +158,7 @@ def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> No
             input_sha256=job.sha256,
         )
         delivery = Delivery(local_path(planned.outbox, paths), planned.name, planned.password)
-        done = {
-            "ruleset": decision.ruleset_hash,
-            "rule": decision.rule.rule.name,
-            "delete_source": decision.custody.delete_source and swept is None,
-        }
+        done = {"ruleset": decision.ruleset_hash, "rule": decision.rule.rule.name}
         earlier = delivery.published(job.sha256, setup.custody.signer)
         if earlier is None:
             # what a killed try left; the lease says no other try is writing them now
@@ -181,8 +181,10 @@ def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> No
                     raise
                 package = delivery.package
             bound.info("job_done", package=package.name, rule_set=decision.ruleset_hash)
-        else:  # an earlier try published it and did not live to report it
+        else:  # an earlier try published it and did not live to report it: as it says
             package = delivery.package
+            done["ruleset"] = str(earlier.get("rule_set_sha256", done["ruleset"]))
+            done["rule"] = str(earlier.get("rule", done["rule"]))
             bound.info("job_found_published", package=package.name)
     reporter.send("done", package=str(daemon_path(package, paths)), **done)
 

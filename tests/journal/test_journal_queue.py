@@ -20,28 +20,44 @@ def queued(journal: Journal, n: int) -> list[int]:
     ]
 
 
-def test_a_job_sent_to_the_broker_survives_a_daemon_restart_and_records_its_worker(
+def test_a_job_a_worker_took_survives_a_daemon_restart_and_records_its_worker(
     tmp_path: Path,
 ) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         (job_id,) = queued(journal, 1)
-        sent = journal.claim(SENT, local=False)
+        sent = journal.claim(SENT, local=False, try_id="t1")
         assert sent is not None and sent.id == job_id
-        assert journal.queue_started(job_id, 1, "w0@hostA")
-        assert not journal.queue_started(job_id, 2, "w1@hostB")  # not the current try
+        assert journal.current_try(job_id) == "t1"
+        assert not journal.queue_started(job_id, "t0", "w1@hostB")  # not the current try
+        assert journal.queue_started(job_id, "t1", "w0@hostA")
         # a restart: the daemon's own workers' jobs go back, the broker's stay with it
         assert journal.recover(RetryPolicy(), keep_queued=True) == []
         assert journal.with_broker() == 1
         journal.finish(job_id, "/out/a.zip", "r" * 64)
+        assert journal.current_try(job_id) is None  # reports of that try are stale now
         assert journal.jobs_per_worker() == {"queue:w0@hostA": (0, 1)}
         details = [detail for _, _, detail in journal.events(job_id)]
         assert "attempt 1 on w0@hostA" in details
 
 
+def test_a_job_sent_but_not_taken_is_sent_again_after_a_restart_without_using_a_try(
+    tmp_path: Path,
+) -> None:
+    """The daemon may have died before the broker had the order: it is sent again, under a
+    new try id (a duplicate order's reports then name a try that is over)."""
+    with Journal(tmp_path / "j.sqlite") as journal:
+        (job_id,) = queued(journal, 1)
+        journal.claim(SENT, local=False, try_id="t1")
+        (back,) = journal.recover(RetryPolicy(), keep_queued=True)
+        assert back.id == job_id and back.state is JobState.QUEUED and back.attempts == 0
+        assert journal.current_try(job_id) is None
+
+
 def test_without_a_broker_a_restart_takes_its_jobs_back(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         (job_id,) = queued(journal, 1)
-        journal.claim(SENT, local=False)
+        journal.claim(SENT, local=False, try_id="t1")
+        assert journal.queue_started(job_id, "t1", "w0@hostA")
         (back,) = journal.recover(RetryPolicy())  # `queue:` removed from the config
         assert back.id == job_id and back.state is JobState.QUEUED
 

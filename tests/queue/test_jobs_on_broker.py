@@ -215,12 +215,14 @@ def test_orders_and_reports_not_signed_by_the_site_key_are_refused(site, tmp_pat
     topology = Topology(spec.name, spec.delivery_limit)
     other = SecretKey.generate()
     order = Order(
-        job=99, attempt=1, path=str(tmp_path / "cam.mp4"), sha256=sha256_of(clip),
+        job=99, attempt=1, try_id="0" * 16, queue=spec.name, path=str(tmp_path / "cam.mp4"),
+        sha256=sha256_of(clip),
         size=clip.stat().st_size, camera=None, folder=str(tmp_path), taken=(str(clip), 1, 1, 1),
         swept=None, duration=1.0, ruleset="0" * 64, rules=(), created=0.0,
     )  # fmt: skip
     app.send_task(TASK_NAME, args=[signed(order.to_message(), other)], queue=spec.name)
-    report = Report("done", 1, 1, "w9@evil", {"package": "/tmp/x.zip", "ruleset": "0" * 64})
+    current = journal_rows(s, "SELECT try_id FROM jobs WHERE id = 1")[0][0]
+    report = Report("done", 1, 1, current, "w9@evil", {"package": "/x.zip", "ruleset": "0" * 64})
     with app.producer_or_acquire() as producer:
         producer.publish(
             signed(report.to_message(), other),
@@ -235,7 +237,7 @@ def test_orders_and_reports_not_signed_by_the_site_key_are_refused(site, tmp_pat
     assert "signature" in refused["reason"].lower() or "key" in refused["reason"].lower()
     assert dropped["error"]
     assert len(s.daemon.packages()) == 1  # only the genuine one
-    assert journal_rows(s, "SELECT output FROM jobs WHERE id = 1")[0][0] != "/tmp/x.zip"
+    assert journal_rows(s, "SELECT output FROM jobs WHERE id = 1")[0][0] != "/x.zip"
 
 
 @pytest.mark.parametrize("where", ["local", "queue"])

@@ -56,6 +56,8 @@ def _order() -> Order:
     return Order(
         job=7,
         attempt=2,
+        try_id="0123456789abcdef",
+        queue="privmask.jobs",
         path="/srv/privmask/inbox/cam1/clip.mp4",
         sha256="ab" * 32,
         size=12345,
@@ -74,19 +76,19 @@ def test_an_order_survives_the_trip_through_json() -> None:
     order = _order()
     message = json.loads(json.dumps(order.to_message()))  # as Celery's json serializer
     assert Order.from_message(message) == order
-    assert order.task_id == "job-7-try-2"
+    assert order.task_id == "job-7-try-2-01234567"
     assert 0 < order.soft_limit < order.hard_limit
 
 
 def test_a_report_survives_the_trip_through_json() -> None:
-    report = Report("done", 7, 2, "w0@host", {"package": "/srv/privmask/outbox/x.zip"})
+    report = Report("done", 7, 2, "0123456789abcdef", "w0@host", {"package": "/x/y.zip"})
     assert Report.from_message(json.loads(json.dumps(report.to_message()))) == report
 
 
 def test_an_order_carries_no_secret() -> None:
     assert set(_order().to_message()) == {
-        "job", "attempt", "path", "sha256", "size", "camera", "folder", "taken", "swept",
-        "duration", "ruleset", "rules", "created",
+        "job", "attempt", "try_id", "queue", "path", "sha256", "size", "camera", "folder",
+        "taken", "swept", "duration", "ruleset", "rules", "created",
     }  # fmt: skip
 
 
@@ -146,3 +148,11 @@ def test_a_broker_port_that_is_not_a_number_is_a_config_error() -> None:
     with pytest.raises(ValidationError) as caught:
         QueueSpec(broker="amqp://privmask@broker.example:56x2/")
     assert "port" in caught.value.errors()[0]["msg"]
+
+
+def test_a_path_that_climbs_out_of_its_mapping_is_refused() -> None:
+    paths = {"/srv/privmask/inbox": "/mnt/inbox"}
+    with pytest.raises(ValueError, match="not a plain absolute path"):
+        local_path("/srv/privmask/inbox/../../etc/shadow", paths)
+    with pytest.raises(ValueError, match="not a plain absolute path"):
+        local_path("relative/clip.mp4", paths)
