@@ -100,11 +100,13 @@ class Site:
         self.daemon = Daemon(root, models_dir, queue=spec, signing_key=signing_key, **settings)
         self.workers: list[Worker] = []
 
-    def worker(self, *extra: str) -> Worker:
-        """A new worker with its own state folder (work files); the shares are the daemon's."""
+    def worker(self, *extra: str, **settings: Any) -> Worker:
+        """A new worker with its own state folder (work files); the shares are the daemon's;
+        `settings` change its config."""
         index = len(self.workers)
         config = yaml.safe_load(self.daemon.config.read_text())
         config["state"] = str(self.root / f"worker{index}")
+        config.update(settings)
         path = self.root / f"worker{index}.yaml"
         path.write_text(yaml.safe_dump(config))
         worker = Worker(path, f"w{index}@test", self.root / f"worker{index}.log", *extra)

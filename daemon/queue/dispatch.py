@@ -6,9 +6,10 @@ Two threads, each with its own broker connection:
   force, its time limits from the clip's duration, and a publisher confirm; a job whose
   rule needs review is kept on the daemon host instead. A broker that cannot be reached
   gives the job back to the journal, without using a try, and is tried again.
-- the listener applies reports and dead letters to the journal, in order, acknowledging
-  each only once applied: a daemon killed meanwhile gets it again, and applying it twice
-  changes nothing the second time (the journal refuses transitions from the wrong state).
+- the listener applies reports and dead letters (`reports.py`: checked, and only for the
+  job's current try) to the journal, in order, acknowledging each only once applied: a
+  daemon killed meanwhile gets it again, and applying it twice changes nothing the second
+  time (the try is over by then).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from privmask.daemon.journal import Job, JobStateError, Journal
 from privmask.daemon.journal_queue import SENT
 from privmask.daemon.queue.app import HEARTBEAT_SECONDS, make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Order, Report, Topology, signed, verified
-from privmask.daemon.queue.reports import Reports, dead_letter
+from privmask.daemon.queue.reports import Quarantine, Reports, dead_letter
 from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import current_snapshot
@@ -43,8 +43,6 @@ log = structlog.get_logger("privmask.queue")
 
 RECONNECT_SECONDS = 5.0  # a broker that cannot be reached is tried again this often
 IDLE_SECONDS = 0.5  # how often the journal is looked at when nothing was due
-
-Quarantine = Callable[[str, int, str, str], None]  # source, job, code, reason
 
 
 class QueueLink:
@@ -60,13 +58,12 @@ class QueueLink:
     ) -> None:
         spec = config.queue
         assert spec is not None
-        self._config, self._journal, self._custody = config, journal, custody
-        self._policy, self._run, self._quarantine = policy, run, quarantine
+        self._config, self._journal, self._custody, self._run = config, journal, custody, run
         self._reports = Reports(config, journal, custody, policy, password, quarantine)
         self._spec: QueueSpec = spec
         self._topology = Topology(spec.name, spec.delivery_limit)
-        password = spec.password_source
-        self._url = broker_url(spec.broker, read_secret(password) if password else None)
+        secret = spec.password_source
+        self._url = broker_url(spec.broker, read_secret(secret) if secret else None)
         self._app: Celery = make_app(spec, self._url)
         self._stop = threading.Event()
         self._threads = [
@@ -180,6 +177,7 @@ class QueueLink:
             folder=job.folder,
             taken=tuple(taken),  # type: ignore[arg-type]
             swept=swept.isoformat() if swept else None,
+            timezone=str(self._config.timezone),
             duration=duration,
             ruleset=ruleset.digest,
             rules=ruleset.sources,

@@ -109,6 +109,7 @@ class Order:
     folder: str
     taken: tuple[str, int, int, int]  # FileIdentity: path, size, mtime_ns, inode
     swept: str | None  # a sweep's recording time (ISO 8601), else None
+    timezone: str  # the site's zone (IANA name): recording times and package names read on it
     duration: float  # seconds of video, for the time limits; 0 when unknown
     ruleset: str  # the digest of the rule set in force
     rules: tuple[tuple[str, str], ...]  # its files: name, text

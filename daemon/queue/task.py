@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from privmask.daemon.queue.protocol import (
     verified,
 )
 from privmask.daemon.retry import classify
+from privmask.daemon.timezones import zone_named
 from privmask.rules.ruleset import RuleSet
 
 log = structlog.get_logger("privmask.worker")
@@ -136,7 +137,8 @@ def run_order(order: Order, setup: WorkerSetup, reporter: Reporter, worker: str)
 
 
 def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> None:
-    config, paths = setup.config, setup.paths
+    # the daemon's clock, not this machine's: the package is named as the daemon plans it
+    config, paths = replace(setup.config, timezone=zone_named(order.timezone)), setup.paths
     job = _job(order, paths)
     swept = datetime.fromisoformat(order.swept) if order.swept else None
     _check_mounted(Path(job.path), order.path)

@@ -4,10 +4,11 @@ worker or to the broker, and the journal on the daemon host says who did what.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -218,7 +219,7 @@ def test_orders_and_reports_not_signed_by_the_site_key_are_refused(site, tmp_pat
         job=99, attempt=1, try_id="0" * 16, queue=spec.name, path=str(tmp_path / "cam.mp4"),
         sha256=sha256_of(clip),
         size=clip.stat().st_size, camera=None, folder=str(tmp_path), taken=(str(clip), 1, 1, 1),
-        swept=None, duration=1.0, ruleset="0" * 64, rules=(), created=0.0,
+        swept=None, timezone="UTC", duration=1.0, ruleset="0" * 64, rules=(), created=0.0,
     )  # fmt: skip
     app.send_task(TASK_NAME, args=[signed(order.to_message(), other)], queue=spec.name)
     current = journal_rows(s, "SELECT try_id FROM jobs WHERE id = 1")[0][0]
@@ -273,3 +274,22 @@ def test_a_chunk_fetched_from_a_recorder_is_redacted_where_the_site_says(
         assert s.daemon.stop() == 0
     assert len(s.daemon.packages()) == 1
     assert bool(worker.events("job_done")) == (where == "queue")
+
+
+def test_a_worker_on_another_clock_names_the_package_as_the_daemon_does(
+    site, tmp_path: Path
+) -> None:
+    """Package names carry the recording time on the site's clock: a worker whose host is in
+    another zone must not name it otherwise (the daemon would not find the package)."""
+    s = site(timezone="Europe/Berlin")
+    s.daemon.start()
+    worker = s.worker(timezone="America/New_York")
+    clip = write_clip(tmp_path / "cam.mp4")
+    when = datetime(2026, 3, 1, 9, 15, tzinfo=UTC).timestamp()  # 10:15 in Berlin
+    os.utime(clip, (when, when))
+    shutil.copy2(clip, s.daemon.inbox / clip.name)  # its time: when intake saw it written
+    s.daemon.wait_for("job_done")
+    assert worker.stop() == 0
+    assert s.daemon.stop() == 0
+    (package,) = s.daemon.packages()
+    assert "_20260301_101500_" in package.name  # on Berlin's clock, not New York's (04:15)
