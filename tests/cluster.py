@@ -27,13 +27,16 @@ from harness import PASSWORD, Daemon
 class Worker:
     """One `privmask worker` process (its own session: kill() takes its pool too)."""
 
-    def __init__(self, config: Path, name: str, log: Path, *extra: str) -> None:
+    def __init__(
+        self, config: Path, name: str, log: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.name, self.log = name, log
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "privmask.daemon.cli", "worker", "--config", str(config),
                  "--name", name, *extra],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **(env or {})},
             )  # fmt: skip
 
     def events(self, event: str | None = None) -> list[dict[str, Any]]:
@@ -100,16 +103,17 @@ class Site:
         self.daemon = Daemon(root, models_dir, queue=spec, signing_key=signing_key, **settings)
         self.workers: list[Worker] = []
 
-    def worker(self, *extra: str, **settings: Any) -> Worker:
+    def worker(self, *extra: str, env: dict[str, str] | None = None, **settings: Any) -> Worker:
         """A new worker with its own state folder (work files); the shares are the daemon's;
-        `settings` change its config."""
+        `settings` change its config, `env` its environment."""
         index = len(self.workers)
         config = yaml.safe_load(self.daemon.config.read_text())
         config["state"] = str(self.root / f"worker{index}")
         config.update(settings)
         path = self.root / f"worker{index}.yaml"
         path.write_text(yaml.safe_dump(config))
-        worker = Worker(path, f"w{index}@test", self.root / f"worker{index}.log", *extra)
+        log = self.root / f"worker{index}.log"
+        worker = Worker(path, f"w{index}@test", log, *extra, env=env)
         self.workers.append(worker)
         return worker
 

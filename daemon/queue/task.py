@@ -27,7 +27,7 @@ from celery import Celery
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from privmask.adapters.minisign import SignatureError
-from privmask.adapters.models import sha256_of
+from privmask.adapters.models import ModelError, sha256_of
 from privmask.adapters.video import VideoError
 from privmask.daemon.config import Config
 from privmask.daemon.custody import escrow
@@ -47,6 +47,7 @@ from privmask.daemon.queue.protocol import (
     verified,
 )
 from privmask.daemon.retry import classify
+from privmask.daemon.secrets import SecretError
 from privmask.daemon.timezones import zone_named
 from privmask.rules.ruleset import RuleSet
 
@@ -122,9 +123,11 @@ def run_order(order: Order, setup: WorkerSetup, reporter: Reporter, worker: str)
         except SoftTimeLimitExceeded:
             reporter.send("failed", failure="retry", code="time_limit", error="over its time limit")
             bound.warning("job_failed", reason="over its time limit")
-        except NotMounted as exc:  # this worker's fault, not the clip's: no try used
-            reporter.send("failed", failure="wait", code="not_mounted", error=str(exc))
-            bound.warning("job_waiting_for_storage", reason=str(exc))
+        except (NotMounted, ModelError, SecretError) as exc:
+            # this machine's fault (a share, a model, a password file missing here), not the
+            # clip's: no try used, and another worker may take it meanwhile
+            reporter.send("failed", failure="wait", code="worker_setup", error=str(exc))
+            bound.warning("job_waiting_for_this_worker", reason=str(exc))
         except Exception as exc:
             failure = classify(exc)
             if failure is None:

@@ -293,3 +293,25 @@ def test_a_worker_on_another_clock_names_the_package_as_the_daemon_does(
     assert s.daemon.stop() == 0
     (package,) = s.daemon.packages()
     assert "_20260301_101500_" in package.name  # on Berlin's clock, not New York's (04:15)
+
+
+def test_a_worker_without_the_models_leaves_the_clip_to_another_without_using_a_try(
+    site, tmp_path: Path
+) -> None:
+    s = site()
+    s.daemon.start()
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    # models are looked for in the config's folder, $PRIVMASK_MODELS, the user's store
+    broken = s.worker(models=str(empty), env={"PRIVMASK_MODELS": str(empty), "HOME": str(empty)})
+    broken.wait_for("worker_ready")
+    drop(s, [write_clip(tmp_path / "cam.mp4")])
+    waiting = broken.wait_for("job_waiting_for_this_worker")
+    assert "model" in waiting["reason"].lower()
+    healthy = s.worker()
+    assert broken.stop() == 0
+    s.daemon.wait_for("job_done")
+    assert healthy.stop() == 0
+    assert s.daemon.stop() == 0
+    assert len(s.daemon.packages()) == 1
+    assert journal_rows(s, "SELECT state, attempts FROM jobs") == [("done", 1)]
