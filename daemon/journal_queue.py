@@ -11,12 +11,36 @@ worker took to their orders (`recover(keep_queued=True)`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from privmask.daemon.journal_db import JournalDB
 from privmask.daemon.journal_schema import JobState
 
 QUEUE_PREFIX = "queue:"
 SENT = QUEUE_PREFIX + "sent"
+# the latest event of a job: when it was sent, when a worker started it, when it was done
+_LATEST_EVENT = "(SELECT max(time) FROM job_events WHERE job_id = jobs.id)"
+
+
+@dataclass(frozen=True)
+class BrokerJob:
+    """A job with the broker, as the journal has it (`privmask status`)."""
+
+    id: int
+    path: str
+    worker: str | None  # the worker on it; None: sent, not taken yet
+    attempt: int
+    since: float  # its latest event: sent, or started by `worker`
+
+
+@dataclass(frozen=True)
+class QueueWorker:
+    """A worker as the journal knows it: from the jobs its claims name."""
+
+    name: str
+    busy: tuple[int, ...]  # the jobs it is on now
+    done: int
+    seen: float  # its latest event: of a job it holds or last held
 
 
 class QueueTable(JournalDB):
@@ -60,20 +84,37 @@ class QueueTable(JournalDB):
             )
             self._event(job_id, JobState.QUEUED, f"kept on the daemon host: {reason}", now)
 
-    def with_broker(self) -> int:
-        """How many jobs the broker has (sent, waiting or being worked on)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT count(*) FROM jobs WHERE state = 'processing' AND worker LIKE 'queue:%'"
-            ).fetchone()
-        return int(row[0])
-
-    def jobs_per_worker(self) -> dict[str, tuple[int, int]]:
-        """Per worker (as its claims named it): jobs it is on now, and jobs it finished."""
+    def broker_jobs(self) -> list[BrokerJob]:
+        """The jobs with the broker (sent, or taken by a worker), oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT worker, sum(state = 'processing'), sum(state = 'done') FROM jobs "
-                "WHERE worker IS NOT NULL AND worker != ? GROUP BY worker ORDER BY worker",
+                f"SELECT id, path, worker, attempts, {_LATEST_EVENT} FROM jobs "
+                "WHERE state = 'processing' AND worker LIKE 'queue:%' ORDER BY id"
+            ).fetchall()
+        return [
+            BrokerJob(id_, path, None if worker == SENT else worker[len(QUEUE_PREFIX) :], n, t)
+            for id_, path, worker, n, t in rows
+        ]
+
+    def queue_workers(self) -> list[QueueWorker]:
+        """Every worker that took a job from the broker, latest seen first. A job counts for
+        the worker that holds it or held it last (a job another worker took over is theirs).
+        Seen: the time of its jobs' latest event, read from `updated`, which every move of a
+        job writes with its event (one scan, no look-up of the events of every job done)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT worker, group_concat(CASE WHEN state = 'processing' THEN id END), "
+                "sum(state = 'done'), max(updated) AS seen FROM jobs "
+                "WHERE worker LIKE 'queue:%' AND worker != ? GROUP BY worker "
+                "ORDER BY seen DESC, worker",
                 (SENT,),
             ).fetchall()
-        return {worker: (int(busy), int(done)) for worker, busy, done in rows}
+        return [
+            QueueWorker(
+                worker[len(QUEUE_PREFIX) :],
+                tuple(sorted(int(i) for i in busy.split(","))) if busy else (),
+                int(done),
+                float(seen or 0.0),
+            )
+            for worker, busy, done, seen in rows
+        ]

@@ -68,7 +68,10 @@ def run_status(args: argparse.Namespace) -> int:
         counts = journal.counts()
         print("  ".join(f"{state}: {count}" for state, count in counts.items()))
         now = time.time()
+        with_broker = {job.id for job in journal.broker_jobs()} if config.queue else set()
         for job in journal.jobs(JobState.PROCESSING):
+            if job.id in with_broker:  # the queue's part shows them, with their workers
+                continue
             started = _try_started(journal.events(job.id))
             running = f"running for {_duration(now - started)}  " if started else ""
             print(f"processing  job {job.id}  attempt {job.attempts}  {running}{job.path}")
@@ -77,9 +80,7 @@ def run_status(args: argparse.Namespace) -> int:
         if config.queue is not None:
             from privmask.daemon.queue import status
 
-            view = status.look(config.queue)
-            counts = journal.with_broker(), journal.jobs_per_worker()
-            for line in status.lines(config.queue, view, *counts):
+            for line in status.report(config.queue, journal):
                 print(line)
     return EXIT_OK
 

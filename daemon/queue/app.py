@@ -63,8 +63,9 @@ def make_app(spec: QueueSpec, url: str) -> Celery:
         worker_max_tasks_per_child=50,  # a slow leak in a codec is bounded
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        worker_enable_remote_control=True,  # `privmask status` asks workers who they are
-        control_exchange=f"{spec.name}.control",  # ...only this site's, on a shared broker
+        # no remote control: its commands (revoke, shutdown, time_limit) are not signed, and
+        # anyone with the broker's password could send them; status reads the journal
+        worker_enable_remote_control=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,  # acks late: finish it
         worker_detect_quorum_queues=True,
         broker_pool_limit=4,

@@ -1,41 +1,66 @@
-"""What `privmask status` says of a site on many machines: the broker's queues, the workers
-that answer, and what each did according to the journal (the record that counts).
+"""What `privmask status` says of a site on many machines: the broker's queue counts, the jobs
+with the broker and who works on each, and what each worker did, from the journal.
 
-The broker is asked with short timeouts: a broker that is down, or whose queues no daemon has
-declared yet, is one line, and the journal's part is still shown. Workers are asked through
-Celery's remote control (`inspect`), which reaches every Celery worker on the broker's
-virtual host: only those consuming this site's job queue are shown as answering.
+The journal is the record that counts: workers report every try to the daemon, which writes
+it there. Workers take no remote-control commands (Celery's are unsigned: anyone with the
+broker's password could send them), so the only live signal of them is the number of
+consumers on the job queue. The broker is asked with passive declares and short timeouts: a
+broker that is down, or whose queue no daemon has declared yet, is one line, and the
+journal's part is still shown.
+
+A job is *silent* when the journal has heard nothing of it for longer than its hard time
+limit, which is the daemon's when it sent the order (`liveness.time_limit` of the clip's
+duration). The duration is not in the journal: it is read from the clip's header, and only
+for a job silent longer than the shortest limit any clip gets, so a status of a busy site
+opens no file. A job sent and not taken yet is waiting for a worker while the queue holds as
+many orders as the journal has sent; it is silent only when the queue holds fewer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from amqp.exceptions import NotFound
 from kombu import Connection
 
-from privmask.daemon.journal_queue import QUEUE_PREFIX
-from privmask.daemon.queue.app import make_app
+from privmask.adapters.untrusted import descriptor_path, open_regular
+from privmask.adapters.video import probe
+from privmask.daemon.journal import Journal
+from privmask.daemon.journal_queue import BrokerJob, QueueWorker
+from privmask.daemon.liveness import time_limit
 from privmask.daemon.queue.protocol import Topology
 from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
 from privmask.daemon.secrets import SecretError, read_secret
 
-ASK_SECONDS = 2.0  # how long the broker and the workers get to answer
-EARLIER_SHOWN = 5  # workers no longer answering named one by one; the rest counted
+ASK_SECONDS = 2.0  # how long the broker gets to answer
+QUIET_DAY = 86400.0  # workers not seen for this long are folded into one line
+FOLDED_NAMED = 5  # of those, named one by one; the rest counted
+SHORTEST_LIMIT = time_limit(0.0)  # no try's hard limit is shorter
+
+Limit = Callable[[str], float]  # a clip's path -> its try's hard time limit
 
 
 @dataclass(frozen=True)
-class BrokerView:
-    waiting: int  # orders in the job queue not yet taken by a worker
-    consumers: int  # workers consuming it
+class BrokerCounts:
+    waiting: int  # orders in the job queue not taken by a worker yet
+    consumers: int  # worker processes taking jobs from it: the only live signal of workers
     dead: int  # dead letters the daemon has not applied yet
-    running: dict[str, list[str]] = field(default_factory=dict)  # worker -> task ids
+    reports: int  # workers' reports the daemon has not applied yet (is it running?)
 
 
-def look(spec: QueueSpec) -> BrokerView | str:
-    """The broker's view, or one line saying why it cannot be had."""
+def report(spec: QueueSpec, journal: Journal, now: float | None = None) -> list[str]:
+    """The queue part of `privmask status`, as it reads at `now` (default: now)."""
+    counts = look(spec)
+    jobs, workers = journal.broker_jobs(), journal.queue_workers()
+    return lines(spec, counts, jobs, workers, time.time() if now is None else now)
+
+
+def look(spec: QueueSpec) -> BrokerCounts | str:
+    """The broker's counts, or one line saying why they cannot be had."""
     try:
         source = spec.password_source
         url = broker_url(spec.broker, read_secret(source) if source else None)
@@ -48,7 +73,7 @@ def look(spec: QueueSpec) -> BrokerView | str:
             channel = connection.default_channel
             jobs = topology.jobs(channel).queue_declare(passive=True)
             dead = topology.dead(channel).queue_declare(passive=True)
-            running = _running(make_app(spec, url), connection, spec.name)
+            reports = topology.reports(channel).queue_declare(passive=True)
     except NotFound:
         return (
             f"the broker has no queue {spec.name} yet: the daemon declares it when it starts "
@@ -57,89 +82,183 @@ def look(spec: QueueSpec) -> BrokerView | str:
     except Exception as exc:  # down, refused, wrong password, TLS
         reason = getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
         return f"the broker does not answer: {reason}"
-    return BrokerView(jobs.message_count, jobs.consumer_count, dead.message_count, running)
-
-
-def _running(app: Any, connection: Connection, queue: str) -> dict[str, list[str]]:
-    """Per worker of this site that answers: the task ids it runs (`job-N-try-M`)."""
-    inspect = app.control.inspect(timeout=ASK_SECONDS, connection=connection)
-    consuming = inspect.active_queues() or {}
-    ours = sorted(name for name, queues in consuming.items() if _takes(queues, queue))
-    if not ours:
-        return {}
-    # asked by name, so the answer comes as soon as they all replied
-    inspect = app.control.inspect(
-        destination=ours, limit=len(ours), timeout=ASK_SECONDS, connection=connection
+    return BrokerCounts(
+        jobs.message_count, jobs.consumer_count, dead.message_count, reports.message_count
     )
-    active = inspect.active() or {}
-    return {name: sorted(t["id"] for t in active.get(name, [])) for name in ours}
 
 
-def _takes(queues: Iterable[dict[str, Any]], name: str) -> bool:
-    return any(q.get("name") == name for q in queues)
+def hard_limit(path: str) -> float:
+    """The hard time limit the daemon gave a try at this clip: from its duration (header
+    only, the file opened as the daemon opens sources); the shortest when it is unreadable
+    now (as the daemon does for a clip it cannot read when sending)."""
+    try:
+        fd = open_regular(Path(path))
+    except OSError:
+        return SHORTEST_LIMIT
+    try:
+        return time_limit(probe(descriptor_path(fd)).duration_s)
+    except Exception:  # not a clip any more: the shortest limit
+        return SHORTEST_LIMIT
+    finally:
+        os.close(fd)
 
 
 def lines(
     spec: QueueSpec,
-    view: BrokerView | str,
-    with_broker: int,
-    per_worker: dict[str, tuple[int, int]],
+    counts: BrokerCounts | str,
+    jobs: list[BrokerJob],
+    workers: list[QueueWorker],
+    now: float,
+    limit: Limit = hard_limit,
 ) -> list[str]:
-    """The status lines: the queue, then one per worker (answering now, or with jobs in the
-    journal), then the workers that did jobs and answer no longer, on one line."""
-    recorded = {
-        name.removeprefix(QUEUE_PREFIX): counts
-        for name, counts in per_worker.items()
-        if name.startswith(QUEUE_PREFIX) and name != f"{QUEUE_PREFIX}sent"
-    }
-    out = [f"queue  {spec.name} on {shown(spec.broker)}"]
-    if isinstance(view, str):
-        out.append(f"  {view}")
-        out.append(f"  {_count(with_broker, 'job')} with the broker (journal)")
-        rows = [(name, "", counts) for name, counts in sorted(recorded.items())]
-        return out + _table(rows)
-    out.append(
-        f"  {_count(with_broker, 'job')} with the broker ({view.waiting} waiting); "
-        f"{_count(view.consumers, 'worker')} taking jobs; {_count(view.dead, 'dead letter')}"
+    """The queue, the broker's counts, the jobs with the broker (silent ones flagged, with
+    what to do), then the workers, latest seen first; those quiet for a day on one line."""
+    out = [f"queue  {spec.name} on {shown(spec.broker)}", f"  {_broker_line(counts)}"]
+    silent = _silent(jobs, counts, now, limit)
+    out += _jobs(jobs, silent, now)
+    out += _hints(jobs, silent, now)
+    return out + _workers(workers, now)
+
+
+def _broker_line(counts: BrokerCounts | str) -> str:
+    if isinstance(counts, str):
+        return counts
+    line = (
+        f"the broker: {_count(counts.waiting, 'order')} waiting, "
+        f"{_count(counts.consumers, 'consumer')} (worker processes taking jobs), "
+        f"{_count(counts.dead, 'dead letter')}"
     )
-    rows = []
-    for name in sorted(set(view.running) | set(recorded)):
-        busy, done = recorded.get(name, (0, 0))
-        if name in view.running:
-            tasks = view.running[name]
-            rows.append((name, f"running {', '.join(tasks)}" if tasks else "idle", (busy, done)))
-        elif busy:  # the journal has it on a job: the broker gives the job back if it is gone
-            rows.append((name, "not answering", (busy, done)))
-    out += _table(rows)
-    gone = {n: c for n, c in recorded.items() if n not in view.running and not c[0]}
-    if gone:
-        out.append(_earlier(gone))
+    if counts.reports:  # applied within a second while the daemon runs
+        line += f", {_count(counts.reports, 'report')} the daemon has not applied (is it running?)"
+    return line
+
+
+def _silent(
+    jobs: list[BrokerJob], counts: BrokerCounts | str, now: float, limit: Limit
+) -> dict[int, float]:
+    """The silent jobs: id -> the hard limit they are past."""
+    sent = sum(1 for job in jobs if job.worker is None)
+    # every order sent still in the queue: those not taken are waiting for a free worker
+    all_waiting = isinstance(counts, BrokerCounts) and counts.waiting >= sent
+    found = {}
+    for job in jobs:
+        quiet = now - job.since
+        if quiet <= SHORTEST_LIMIT or (job.worker is None and all_waiting):
+            continue
+        hard = limit(job.path)
+        if quiet > hard:
+            found[job.id] = hard
+    return found
+
+
+def _jobs(jobs: list[BrokerJob], silent: dict[int, float], now: float) -> list[str]:
+    if not jobs:
+        return ["  the journal: no job with the broker"]
+    taken = sum(1 for job in jobs if job.worker is not None)
+    waiting = len(jobs) - taken
+    summary = f", {waiting} sent and not taken yet" if waiting and taken else ""
+    rows = [
+        [
+            f"job {job.id}",
+            job.worker or "not taken yet",
+            f"attempt {job.attempt}",
+            f"{'started' if job.worker else 'sent'} {_ago(now - job.since)}",
+            job.path + ("  SILENT" if job.id in silent else ""),
+        ]
+        for job in jobs
+    ]
+    return [f"  the journal: {_count(len(jobs), 'job')} with the broker{summary}", *_table(rows)]
+
+
+def _hints(jobs: list[BrokerJob], silent: dict[int, float], now: float) -> list[str]:
+    """A line per silent job, then what to do (once per kind): it is not lost while the
+    broker holds its order."""
+    out, kinds = [], set()
+    for job in jobs:
+        if job.id not in silent:
+            continue
+        quiet, hard = _span(now - job.since), _span(silent[job.id])
+        if job.worker is None:
+            out.append(
+                f"  ! job {job.id}: sent {quiet} ago, past its time limit of {hard}, and the "
+                "queue holds fewer orders than the journal has sent"
+            )
+        else:
+            out.append(
+                f"  ! job {job.id}: no word from {job.worker} for {quiet}, past its time limit "
+                f"of {hard}"
+            )
+        kinds.add(job.worker is None)
+    if True in kinds:
+        out.append(
+            "    an order gone from the queue (purged or deleted?): restart the daemon, which "
+            "sends the jobs not taken yet again without using a try"
+        )
+    if False in kinds:
+        out.append(
+            "    nothing is lost while the broker holds an order: restart the worker named "
+            "above (privmask-worker on its machine) and the broker gives the order to another; a "
+            "job that stays has reports that do not reach the daemon (its log: "
+            "queue_message_dropped)"
+        )
     return out
 
 
-def _table(rows: list[tuple[str, str, tuple[int, int]]]) -> list[str]:
-    """`worker  NAME  NOW  N done[, M in progress]`, the columns aligned."""
+def _workers(workers: list[QueueWorker], now: float) -> list[str]:
+    if not workers:
+        return ["  workers: none has taken a job yet"]
+    recent = [w for w in workers if w.busy or now - w.seen <= QUIET_DAY]
+    quiet = [w for w in workers if w not in recent]
+    rows = [
+        [w.name, _busy(w.busy), f"{w.done} done", f"last seen {_ago(now - w.seen)}"] for w in recent
+    ]
+    out = ["  workers, as the journal has them (latest first):", *_table(rows)]
+    if quiet:
+        out.append(f"    not seen for a day: {_folded(quiet)}")
+    return out
+
+
+def _busy(jobs: tuple[int, ...]) -> str:
+    if not jobs:
+        return "no job"
+    return f"on {'job' if len(jobs) == 1 else 'jobs'} {', '.join(str(i) for i in jobs)}"
+
+
+def _folded(quiet: list[QueueWorker]) -> str:
+    """Workers quiet for a day (stopped, or renamed by a restart: the default name has the
+    process id), latest seen first, the tail counted."""
+    named = [f"{w.name} ({w.done} done)" for w in quiet[:FOLDED_NAMED]]
+    rest = quiet[FOLDED_NAMED:]
+    if rest:
+        named.append(f"{len(rest)} more ({sum(w.done for w in rest)} done)")
+    return ", ".join(named)
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    """Rows indented by four, their columns aligned (the last one left as it is)."""
     if not rows:
         return []
-    width = max(len(name) for name, _, _ in rows)
-    now_width = max(len(now) for _, now, _ in rows)
-    out = []
-    for name, now, (busy, done) in rows:
-        counts = f"{done} done" + (f", {busy} in progress" if busy else "")
-        cells = [f"worker  {name:<{width}}", f"{now:<{now_width}}" if now_width else "", counts]
-        out.append("  ".join(c for c in cells if c))
-    return out
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "    " + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    ]
 
 
-def _earlier(gone: dict[str, tuple[int, int]]) -> str:
-    """Workers that did jobs but no longer answer (stopped, renamed by a restart, or cut off
-    from the broker): most jobs first, the tail counted."""
-    ranked = sorted(gone.items(), key=lambda item: (-item[1][1], item[0]))
-    named = [f"{name} ({done} done)" for name, (_, done) in ranked[:EARLIER_SHOWN]]
-    rest = ranked[EARLIER_SHOWN:]
-    if rest:
-        named.append(f"{len(rest)} more ({sum(done for _, (_, done) in rest)} done)")
-    return f"not answering now (stopped, or cut off from the broker): {', '.join(named)}"
+def _ago(seconds: float) -> str:
+    return f"{_span(seconds)} ago"
+
+
+def _span(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `2 h 07 min`, `3 d 4 h`."""
+    minutes, secs = divmod(max(0, int(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
 def _count(n: int, noun: str) -> str:

@@ -32,10 +32,12 @@ def test_a_job_a_worker_took_survives_a_daemon_restart_and_records_its_worker(
         assert journal.queue_started(job_id, "t1", "w0@hostA")
         # a restart: the daemon's own workers' jobs go back, the broker's stay with it
         assert journal.recover(RetryPolicy(), keep_queued=True) == []
-        assert journal.with_broker() == 1
+        assert [(j.id, j.worker) for j in journal.broker_jobs()] == [(job_id, "w0@hostA")]
         journal.finish(job_id, "/out/a.zip", "r" * 64)
         assert journal.current_try(job_id) is None  # reports of that try are stale now
-        assert journal.jobs_per_worker() == {"queue:w0@hostA": (0, 1)}
+        assert [(w.name, w.busy, w.done) for w in journal.queue_workers()] == [
+            ("w0@hostA", (), 1)
+        ]
         details = [detail for _, _, detail in journal.events(job_id)]
         assert "attempt 1 on w0@hostA" in details
 

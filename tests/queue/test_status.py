@@ -1,5 +1,6 @@
 """`privmask status` of a site on many machines, as its operator reads it: the broker (never
-its password), the queue, which worker runs what, and what each did (the journal)."""
+its password) and its queue counts, the jobs with the broker and who works on each, and per
+worker what it did, all from the journal (workers take no remote-control commands)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from privmask.daemon.config import load_config
+from privmask.daemon.journal import Journal
+from privmask.daemon.queue import status as queue_status
+
 from broker import PASSWORD as BROKER_PASSWORD
 from broker import Broker
 from clips import write_clip
@@ -19,6 +24,9 @@ from cluster import Site, Worker
 from harness import run_cli
 
 pytestmark = pytest.mark.slow
+
+MINUTE, DAY = 60.0, 86400.0
+TAKING = "consumers (worker processes taking jobs)"
 
 
 @pytest.fixture
@@ -51,10 +59,15 @@ def status(s: Site, config: Path | None = None) -> list[str]:
     return result.stdout.splitlines()
 
 
-def worker_line(lines: list[str], name: str) -> str:
-    found = [line for line in lines if line.split()[:2] == ["worker", name]]
-    assert len(found) == 1, "\n".join(lines)
-    return found[0]
+def later(s: Site, seconds: float) -> list[str]:
+    """The queue part of status as it would read `seconds` from now, nothing else changed
+    (how an operator finds a silent job, or a worker gone for days)."""
+    spec = load_config(s.daemon.config).queue
+    assert spec is not None
+    with Journal(s.daemon.state / "journal.sqlite", upgrade=False) as journal:
+        lines = queue_status.report(spec, journal, now=time.time() + seconds)
+    print("\n".join(lines))
+    return lines
 
 
 def queue_part(lines: list[str]) -> list[str]:
@@ -64,29 +77,51 @@ def queue_part(lines: list[str]) -> list[str]:
     return lines[starts[0] :]
 
 
-def queue_name(s: Site) -> str:
-    return str(yaml.safe_load(s.daemon.config.read_text())["queue"]["name"])
+def row(lines: list[str], *first: str) -> str:
+    """The one line whose first words are `first` (a job's: `job N`; a worker's: its name)."""
+    found = [line for line in lines if line.split()[: len(first)] == list(first)]
+    assert len(found) == 1, "\n".join(lines)
+    return found[0]
+
+
+def header(s: Site, broker: Broker, queue: str | None = None) -> str:
+    name = queue or yaml.safe_load(s.daemon.config.read_text())["queue"]["name"]
+    return f"queue  {name} on amqp://privmask@127.0.0.1:{broker.port}/"
+
+
+def journal_rows(s: Site, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    with sqlite3.connect(s.daemon.state / "journal.sqlite") as db:
+        return db.execute(sql).fetchall()
 
 
 def done_per_worker(s: Site) -> dict[str, int]:
-    with sqlite3.connect(s.daemon.state / "journal.sqlite") as db:
-        rows = db.execute(
-            "SELECT worker, count(*) FROM jobs WHERE state = 'done' GROUP BY worker"
-        ).fetchall()
+    rows = journal_rows(s, "SELECT worker, count(*) FROM jobs WHERE state = 'done' GROUP BY worker")
     return {worker.removeprefix("queue:"): count for worker, count in rows}
 
 
-def first_to_start(workers: list[Worker], timeout: float = 120) -> Worker:
+def last_seen_order(s: Site) -> list[str]:
+    """Workers by their latest event in the journal, latest first."""
+    rows = journal_rows(
+        s,
+        "SELECT j.worker, max(e.time) AS seen FROM jobs j JOIN job_events e ON e.job_id = j.id "
+        "WHERE j.worker LIKE 'queue:%' GROUP BY j.worker ORDER BY seen DESC",
+    )
+    return [worker.removeprefix("queue:") for worker, _ in rows]
+
+
+def wait_until_taken(s: Site, job: int, workers: list[Worker], timeout: float = 120) -> Worker:
+    """The worker the journal says took `job` (its `started` report applied)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        holders = journal_rows(s, f"SELECT worker FROM jobs WHERE id = {job}")
         for worker in workers:
-            if worker.events("job_started"):
+            if holders == [(f"queue:{worker.name}",)]:
                 return worker
         time.sleep(0.1)
-    raise AssertionError("no worker started the job")
+    raise AssertionError(f"no worker took job {job}")
 
 
-def test_status_names_the_workers_what_they_run_and_what_they_did(
+def test_status_names_the_busy_worker_and_what_each_did(
     site, broker: Broker, tmp_path: Path
 ) -> None:
     s = site(broker)
@@ -95,42 +130,86 @@ def test_status_names_the_workers_what_they_run_and_what_they_did(
     workers = [s.worker(), s.worker()]
     for worker in [*workers, neighbour.worker("--name", "neighbour@test")]:
         worker.wait_for("worker_ready")
-    long = write_clip(tmp_path / "long.mp4", frames=500, size=(640, 360))
+    long = write_clip(tmp_path / "long.mp4", frames=500, size=(640, 360))  # 20 s of video
     shutil.copy(long, s.daemon.inbox / long.name)
-    busy = first_to_start(workers)
+    busy = wait_until_taken(s, 1, workers)
 
     lines = queue_part(status(s))
-    assert lines[0] == f"queue  {queue_name(s)} on amqp://privmask@127.0.0.1:{broker.port}/"
-    taking = "2 workers taking jobs; 0 dead letters"  # not the neighbour's worker
-    assert lines[1] == f"  1 job with the broker (0 waiting); {taking}"
-    assert worker_line(lines, busy.name).split()[2:4] == ["running", "job-1-try-1"]
-    other = next(w for w in workers if w is not busy)
-    assert worker_line(lines, other.name).split()[2] == "idle"
-    assert not any("neighbour@test" in line for line in lines)
+    assert lines[:3] == [
+        header(s, broker),
+        f"  the broker: 0 orders waiting, 2 {TAKING}, 0 dead letters",  # not the neighbour's
+        "  the journal: 1 job with the broker",
+    ]
+    job = row(lines, "job", "1")
+    assert job.split()[2:6] == [busy.name, "attempt", "1", "started"]
+    assert job.endswith(f"ago  {s.daemon.inbox / long.name}")
+    assert row(lines, busy.name).split()[1:4] == ["on", "job", "1"]
+    assert not any("neighbour" in line for line in lines)
+
+    # no word for 15 min is within the time limit of a 20 s clip (600 s + 20 s per second of
+    # video, read from the file); for 30 min it is not: flagged, with what to do
+    assert not any("silent" in line for line in later(s, 15 * MINUTE))
+    flagged = later(s, 30 * MINUTE)
+    assert row(flagged, "job", "1").endswith("  SILENT")
+    hint = next(line for line in flagged if line.startswith("  ! job 1"))
+    assert f"no word from {busy.name}" in hint and "its time limit of 16 min 40 s" in hint
+    assert any("nothing is lost while the broker holds an order" in line for line in flagged)
 
     clips = [write_clip(tmp_path / f"cam{i}.mp4", frames=20 + i) for i in range(4)]
     for clip in clips:
         shutil.copy(clip, s.daemon.inbox / clip.name)
     s.daemon.wait_for("job_done", count=5, timeout=300)
-    lines = status(s)
+    lines = queue_part(status(s))
+    assert lines[2] == "  the journal: no job with the broker"
     done = done_per_worker(s)
     assert sum(done.values()) == 5
-    for worker in workers:
-        line = worker_line(lines, worker.name)
-        assert line.split()[2] == "idle"
-        assert line.endswith(f"  {done.get(worker.name, 0)} done")
+    order = last_seen_order(s)
+    rows = [row(lines, name) for name in order]
+    assert [lines.index(r) for r in rows] == sorted(lines.index(r) for r in rows)  # latest first
+    for name, line in zip(order, rows, strict=True):
+        assert line.split()[1:5] == ["no", "job", str(done[name]), "done"]
+        assert "last seen" in line
 
-    # a worker stopped for good is no longer a row of its own, but its jobs still count
-    stopped = max(workers, key=lambda w: done.get(w.name, 0))
-    assert stopped.stop() == 0
-    lines = queue_part(status(s))
-    assert not any(line.split()[:2] == ["worker", stopped.name] for line in lines)
-    assert lines[-1] == (
-        f"not answering now (stopped, or cut off from the broker): {stopped.name} "
-        f"({done[stopped.name]} done)"
-    )
+    # two days on, with no word from them: one line, most recently seen first
+    lines = later(s, 2 * DAY)
+    assert not any(line.split()[:1] == [name] for name in order for line in lines)
+    named = ", ".join(f"{name} ({done[name]} done)" for name in order)
+    assert lines[-1] == f"    not seen for a day: {named}"
     for worker in workers:
         assert worker.stop() == 0
+    assert s.daemon.stop() == 0
+
+
+def test_an_order_gone_from_the_queue_is_flagged_and_a_daemon_restart_sends_it_again(
+    site, broker: Broker, tmp_path: Path
+) -> None:
+    """Someone purges the queue: the journal still has the job sent, the broker no order."""
+    s = site(broker)
+    s.daemon.start()
+    clip = write_clip(tmp_path / "cam.mp4")
+    shutil.copy(clip, s.daemon.inbox / clip.name)
+    s.daemon.wait_for("job_sent")
+    queue = yaml.safe_load(s.daemon.config.read_text())["queue"]["name"]
+    lines = queue_part(status(s))
+    assert lines[1] == f"  the broker: 1 order waiting, 0 {TAKING}, 0 dead letters"
+    assert row(lines, "job", "1").split()[2:8] == ["not", "taken", "yet", "attempt", "1", "sent"]
+    assert not any("SILENT" in line for line in later(s, 15 * MINUTE))  # waits for a worker
+
+    broker.ctl("purge_queue", queue)
+    assert not any("SILENT" in line for line in later(s, 5 * MINUTE))  # sent just now
+    flagged = later(s, 15 * MINUTE)
+    assert row(flagged, "job", "1").endswith("  SILENT")
+    assert any(line.startswith("  ! job 1: sent 15 min") for line in flagged)
+    assert any("restart the daemon" in line for line in flagged)  # what to do
+
+    # the hint's remedy: sent again at start, no try used; a worker then does it
+    assert s.daemon.stop() == 0
+    s.daemon.start()
+    worker = s.worker()
+    s.daemon.wait_for("job_done")
+    assert done_per_worker(s) == {worker.name: 1}
+    assert journal_rows(s, "SELECT attempts FROM jobs WHERE id = 1") == [(1,)]
+    worker.stop()
     assert s.daemon.stop() == 0
 
 
@@ -148,12 +227,15 @@ def test_status_with_the_broker_down_says_so_in_one_line_and_shows_the_journal(
 
     lines = status(s)
     assert lines[0].startswith("queued: 0  processing: 0  done: 1")  # the journal still speaks
-    assert queue_part(lines) == [
-        f"queue  {queue_name(s)} on amqp://privmask@127.0.0.1:{broker.port}/",
+    lines = queue_part(lines)
+    assert lines[:4] == [
+        header(s, broker),
         "  the broker does not answer: [Errno 111] Connection refused",
-        "  0 jobs with the broker (journal)",
-        f"worker  {worker.name}  1 done",  # known from the journal
+        "  the journal: no job with the broker",
+        "  workers, as the journal has them (latest first):",
     ]
+    assert row(lines, worker.name).split()[1:5] == ["no", "job", "1", "done"]  # the journal's
+    assert len(lines) == 5
     # the worker, trying to reach the broker again, never shows its password either
     deadline = time.monotonic() + 60
     while "Cannot connect" not in worker.log.read_text() and time.monotonic() < deadline:
@@ -177,8 +259,9 @@ def test_status_of_a_queue_no_daemon_has_declared_says_so(
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(config))
     assert queue_part(status(s, other)) == [
-        f"queue  t.nobody-declared-this on amqp://privmask@127.0.0.1:{broker.port}/",
+        header(s, broker, "t.nobody-declared-this"),
         "  the broker has no queue t.nobody-declared-this yet: the daemon declares it when it "
         "starts with this `queue:` section",
-        "  0 jobs with the broker (journal)",
+        "  the journal: no job with the broker",
+        "  workers: none has taken a job yet",
     ]
