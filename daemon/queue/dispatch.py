@@ -178,6 +178,8 @@ class QueueLink:
             taken=tuple(taken),  # type: ignore[arg-type]
             swept=swept.isoformat() if swept else None,
             timezone=str(self._config.timezone),
+            recipients=self._custody.recipients,
+            retention_days=self._custody.retention_days,
             duration=duration,
             ruleset=ruleset.digest,
             rules=ruleset.sources,

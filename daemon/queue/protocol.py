@@ -110,6 +110,8 @@ class Order:
     taken: tuple[str, int, int, int]  # FileIdentity: path, size, mtime_ns, inode
     swept: str | None  # a sweep's recording time (ISO 8601), else None
     timezone: str  # the site's zone (IANA name): recording times and package names read on it
+    recipients: tuple[str, ...]  # the site's custodians (public keys): a rule may name others
+    retention_days: int | None  # the site's, for escrow copies
     duration: float  # seconds of video, for the time limits; 0 when unknown
     ruleset: str  # the digest of the rule set in force
     rules: tuple[tuple[str, str], ...]  # its files: name, text
@@ -135,6 +137,7 @@ class Order:
         fields = dict(data)
         fields["taken"] = tuple(fields["taken"])
         fields["rules"] = tuple(tuple(pair) for pair in fields["rules"])
+        fields["recipients"] = tuple(fields["recipients"])
         return cls(**fields)
 
 

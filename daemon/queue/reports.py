@@ -112,9 +112,24 @@ class Reports:
         try:
             manifest = delivery.published(job.sha256, self._custody.signer)
         except Exception as exc:  # unreadable, wrong password or signature, other input
-            raise ReportRefused(f"{delivery.package.name}: {exc}") from None
+            raise ReportRefused(
+                f"{delivery.package.name}: {exc} (a worker with another password or key? "
+                f"remove it, then privmask retry {job.id})"
+            ) from None
         if manifest is None or manifest.get("job") != job.id:
             raise ReportRefused(f"{delivery.package.name} is not there, or not this job's")
+        if self._custody.recipients_for(decision):  # no package without its escrow copy
+            copy = self._journal.escrow(f"{job.id:06d}")
+            block = manifest.get("escrow") or {}
+            if (
+                copy is None
+                or copy.source_sha256 != job.sha256
+                or block.get("sha256") != copy.sha256
+            ):
+                raise ReportRefused(
+                    f"{delivery.package.name} names no escrow copy recorded for it, which its "
+                    f"rule requires: remove it, then privmask retry {job.id}"
+                )
         ruleset = str(manifest.get("rule_set_sha256", digest))
         self._journal.finish(job.id, str(delivery.package), ruleset)
         log.info("job_done", job=job.id, package=delivery.package.name, rule_set=ruleset)

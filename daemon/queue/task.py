@@ -49,7 +49,7 @@ from privmask.daemon.queue.protocol import (
 from privmask.daemon.retry import classify
 from privmask.daemon.secrets import SecretError
 from privmask.daemon.timezones import zone_named
-from privmask.rules.ruleset import RuleSet
+from privmask.rules.ruleset import Decision, RuleSet
 
 log = structlog.get_logger("privmask.worker")
 
@@ -140,8 +140,12 @@ def run_order(order: Order, setup: WorkerSetup, reporter: Reporter, worker: str)
 
 
 def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> None:
-    # the daemon's clock, not this machine's: the package is named as the daemon plans it
+    # the site's settings as the daemon has them, not this machine's config: the clock the
+    # package is named on, the custodians each original is sealed to
     config, paths = replace(setup.config, timezone=zone_named(order.timezone)), setup.paths
+    custody = replace(
+        setup.custody, recipients=order.recipients, retention_days=order.retention_days
+    )
     job = _job(order, paths)
     swept = datetime.fromisoformat(order.swept) if order.swept else None
     _check_mounted(Path(job.path), order.path)
@@ -169,7 +173,7 @@ def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> No
             # what a killed try left; the lease says no other try is writing them now
             remove_partials(delivery.package)
             remove_partials(escrow.copy_path(setup.custody.store, f"{job.id:06d}"))
-            escrowed = _seal(job, clip, decision, recorded, setup, reporter)
+            escrowed = _seal(job, clip, decision, recorded, custody, reporter)
             try:
                 package = make_package(
                     job,
@@ -197,14 +201,14 @@ def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> No
 def _seal(
     job: Job,
     clip: Path,
-    decision: Any,
+    decision: Decision,
     recorded: datetime,
-    setup: WorkerSetup,
+    custody: Custody,
     reporter: Reporter,
 ) -> EscrowCopy | None:
     """The original into the shared escrow store; the daemon records it (its `sealed`
     report is confirmed before any package is written)."""
-    sealed = setup.custody.sealed_copy(
+    sealed = custody.sealed_copy(
         f"{job.id:06d}", clip, decision, job.sha256, recorded.isoformat()
     )
     if sealed is None:  # nothing sealed checked the clip against its hash: check it here

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,7 +220,8 @@ def test_orders_and_reports_not_signed_by_the_site_key_are_refused(site, tmp_pat
         job=99, attempt=1, try_id="0" * 16, queue=spec.name, path=str(tmp_path / "cam.mp4"),
         sha256=sha256_of(clip),
         size=clip.stat().st_size, camera=None, folder=str(tmp_path), taken=(str(clip), 1, 1, 1),
-        swept=None, timezone="UTC", duration=1.0, ruleset="0" * 64, rules=(), created=0.0,
+        swept=None, timezone="UTC", recipients=(), retention_days=None, duration=1.0,
+        ruleset="0" * 64, rules=(), created=0.0,
     )  # fmt: skip
     app.send_task(TASK_NAME, args=[signed(order.to_message(), other)], queue=spec.name)
     current = journal_rows(s, "SELECT try_id FROM jobs WHERE id = 1")[0][0]
@@ -315,3 +317,26 @@ def test_a_worker_without_the_models_leaves_the_clip_to_another_without_using_a_
     assert s.daemon.stop() == 0
     assert len(s.daemon.packages()) == 1
     assert journal_rows(s, "SELECT state, attempts FROM jobs") == [("done", 1)]
+
+
+def test_the_sites_custodians_apply_whatever_a_workers_config_says(
+    site, tmp_path: Path, custodians: dict[str, Custodian]
+) -> None:
+    """A worker's config without `escrow.recipients` (as a worker.yaml easily is): each
+    original is still sealed to the site's custodians before its package is made."""
+    s = site(escrow={"recipients": [custodians["age"].recipient]})
+    s.daemon.start()
+    worker = s.worker(escrow={"store": str(s.daemon.escrow)})
+    clip = write_clip(tmp_path / "cam.mp4")
+    drop(s, [clip])
+    s.daemon.wait_for("job_done")
+    assert worker.stop() == 0
+    assert s.daemon.stop() == 0
+    (package,) = s.daemon.packages()
+    assert s.read(package)[1]["escrow"]["file"] == "000001.age"
+    sealed = s.daemon.escrow / "000001.age"
+    opened = subprocess.run(
+        ["age", "-d", "-i", str(custodians["age"].identity), str(sealed)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert opened.stdout == clip.read_bytes()

@@ -66,6 +66,8 @@ def _order() -> Order:
         taken=("/srv/privmask/inbox/cam1/clip.mp4", 12345, 1_700_000_000_000_000_000, 42),
         swept=None,
         timezone="Europe/Berlin",
+        recipients=("age1publickey",),
+        retention_days=30,
         duration=12.5,
         ruleset="cd" * 32,
         rules=(("site.yaml", "version: 1\n"), ("lobby.yaml", "version: 1\nrules: []\n")),
@@ -89,7 +91,8 @@ def test_a_report_survives_the_trip_through_json() -> None:
 def test_an_order_carries_no_secret() -> None:
     assert set(_order().to_message()) == {
         "job", "attempt", "try_id", "queue", "path", "sha256", "size", "camera", "folder",
-        "taken", "swept", "timezone", "duration", "ruleset", "rules", "created",
+        "taken", "swept", "timezone", "recipients", "retention_days", "duration", "ruleset",
+        "rules", "created",
     }  # fmt: skip
 
 
