@@ -213,6 +213,8 @@ class QueueLink:
             public = self._custody.signer.public
             if message.delivery_info.get("routing_key") == self._topology.dead.routing_key:
                 self._reports.dead(dead_letter(body, message, public))
+            elif isinstance(body, dict) and body.get("kind") == "refused":  # unsigned
+                self._reports.refused(Report.from_message(body))
             else:
                 self._reports.apply(Report.from_message(verified(body, public)))
         except JobStateError as exc:  # the job moved on meanwhile: the report is stale

@@ -8,7 +8,9 @@
 - Reports (workers -> daemon): plain JSON messages on `<name>.reports`, published with
   confirms before the worker acknowledges its order: `started`, `sealed` (the escrow copy
   is durable; the daemon records and audits it), `done`, `failed`, `local` (the job must
-  run on the daemon host: it is held for review, whose unmasked analysis never leaves it).
+  run on the daemon host: it is held for review, whose unmasked analysis never leaves it),
+  and, unsigned, `refused` (the worker cannot verify the order: its site key is not the
+  daemon's; the most a forged one can do is send the job again).
   The daemon applies each to the journal, which stays the only record; a report that comes
   twice changes nothing the second time.
 
@@ -37,7 +39,7 @@ EXCHANGE = "privmask"
 SOFT_MARGIN_SECONDS = 30.0
 SIGNATURE = "signature"  # the key a message's signature travels under
 
-ReportKind = Literal["started", "sealed", "done", "failed", "local"]
+ReportKind = Literal["started", "sealed", "done", "failed", "local", "refused"]
 FailureKind = Literal["retry", "permanent", "wait"]  # as `retry.Failure`
 
 

@@ -34,6 +34,7 @@ from privmask.rules.ruleset import Decision, RuleSet
 log = structlog.get_logger("privmask.queue")
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+REFUSED_SECONDS = 10.0  # a job a worker refused is sent again after this long
 
 Quarantine = Callable[[str, int, str, str], None]  # source, job, code, reason
 
@@ -86,6 +87,17 @@ class Reports:
             bound.error("report_refused", kind=report.kind, reason=str(exc))
             detail = {"failure": "retry", "code": "report_refused", "error": str(exc)}
             self.failed(job, detail, report.worker)
+
+    def refused(self, report: Report) -> None:
+        """A worker could not verify the order of the job's current try (its site key is
+        not this daemon's): the job goes back without using a try, for any worker. It is
+        not signed (that worker's key is the problem), so the most a forgery does is send
+        a job again."""
+        if self._journal.current_try(report.job) != report.try_id:
+            return
+        reason = str(report.detail.get("reason", "refused"))[:500]
+        self._journal.release(report.job, f"{report.worker}: {reason}", REFUSED_SECONDS)
+        log.error("order_refused_by_worker", job=report.job, worker=report.worker, reason=reason)
 
     def _sealed(self, job: Job, detail: dict[str, Any], worker: str) -> None:
         copy = EscrowCopy(**detail["copy"])

@@ -37,6 +37,7 @@ from privmask.daemon.journal import EscrowCopy, FileIdentity, Job, JobState
 from privmask.daemon.logs import describe
 from privmask.daemon.queue.lease import Lease
 from privmask.daemon.queue.protocol import (
+    SIGNATURE,
     Order,
     Report,
     ReportKind,
@@ -79,7 +80,9 @@ class Reporter:
     def send(self, kind: ReportKind, **detail: Any) -> None:
         order = self._order
         report = Report(kind, order.job, order.attempt, order.try_id, self._worker, detail)
-        message = signed(report.to_message(), self._signer)
+        self.publish(signed(report.to_message(), self._signer))
+
+    def publish(self, message: dict[str, Any]) -> None:
         with self._app.producer_pool.acquire(block=True) as producer:
             producer.publish(
                 message,
@@ -95,17 +98,32 @@ class Reporter:
 
 def take(message: dict[str, Any], setup: WorkerSetup, app: Celery, worker: str) -> None:
     """An order as it came from the broker: checked against the site key and the queue,
-    then tried. One that does not verify is logged and rejected to the dead letters."""
+    then tried. One that does not verify is refused (`_refuse`)."""
     try:
         order = Order.from_message(verified(message, setup.custody.signer.public))
         if order.queue != setup.topology.name:
             raise ValueError(f"an order of queue {order.queue}, not {setup.topology.name}")
-    except (SignatureError, KeyError, TypeError, ValueError) as exc:
+    except SignatureError as exc:  # this worker's site key is not the daemon's, or a forgery
+        reason = f"this worker cannot verify its orders (is its site key the daemon's?): {exc}"
+        log.error("order_refused", worker=worker, reason=reason)
+        _refuse(message, reason, setup, app, worker)
+        return
+    except (KeyError, TypeError, ValueError) as exc:
         log.error("order_refused", worker=worker, reason=str(exc))
-        # dead-lettered, not acknowledged: the daemon counts a failed try of a genuine order
-        # (a worker with the wrong site key), so the job is never silently lost
-        raise Reject(str(exc), requeue=False) from None
+        raise Reject(str(exc), requeue=False) from None  # dead-lettered: the daemon hears
     run_order(order, setup, Reporter(app, setup, order, worker), worker)
+
+
+def _refuse(message: Any, reason: str, setup: WorkerSetup, app: Celery, worker: str) -> None:
+    """Tell the daemon, unsigned (this worker's key is not one it trusts), that the order
+    could not be verified here: it sends the job again, to any worker, without using a try
+    (the clip is not at fault). An order that does not even parse is dead-lettered."""
+    try:
+        order = Order.from_message({k: v for k, v in message.items() if k != SIGNATURE})
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise Reject(reason, requeue=False) from None
+    refused = Report("refused", order.job, order.attempt, order.try_id, worker, {"reason": reason})
+    Reporter(app, setup, order, worker).publish(refused.to_message())
 
 
 def run_order(order: Order, setup: WorkerSetup, reporter: Reporter, worker: str) -> None:
@@ -208,9 +226,7 @@ def _seal(
 ) -> EscrowCopy | None:
     """The original into the shared escrow store; the daemon records it (its `sealed`
     report is confirmed before any package is written)."""
-    sealed = custody.sealed_copy(
-        f"{job.id:06d}", clip, decision, job.sha256, recorded.isoformat()
-    )
+    sealed = custody.sealed_copy(f"{job.id:06d}", clip, decision, job.sha256, recorded.isoformat())
     if sealed is None:  # nothing sealed checked the clip against its hash: check it here
         if sha256_of(clip) != job.sha256:
             raise VideoError(

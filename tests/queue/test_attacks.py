@@ -21,7 +21,7 @@ from privmask.daemon.queue.settings import QueueSpec, broker_url
 from broker import PASSWORD as BROKER_PASSWORD
 from broker import Broker
 from clips import write_clip
-from cluster import Site, Worker
+from cluster import Site
 
 pytestmark = pytest.mark.slow
 
@@ -134,25 +134,24 @@ def test_a_sealed_report_records_only_a_copy_that_is_in_the_store_for_its_own_jo
 
 def test_a_worker_that_cannot_verify_an_order_does_not_lose_the_job(site, tmp_path: Path) -> None:
     """A worker with another site key (a key rotated on the daemon host, a copy-paste
-    mistake) refuses every order and acknowledges it: the order is gone, the job stays
-    PROCESSING under `queue:sent` for ever (no heartbeat, kept by restarts), and nothing in
-    `privmask status` or `privmask retry` gets it back. The try must fail visibly instead
-    (dead-lettered: the daemon counts it and says why)."""
+    mistake) cannot verify its orders. The job must not be lost (an order acknowledged and
+    gone), nor quarantined for the worker's fault (three refusals in seconds were three
+    failed tries): the worker says so, the job waits for a worker that can take it, and one
+    that can, does, on the job's first try."""
     s = site()
-    config = yaml.safe_load(s.daemon.config.read_text())
     other = s.root / "other.key"
     other.write_bytes(SecretKey.generate().to_bytes())
     other.chmod(0o600)
-    config["state"] = str(s.root / "worker0")
-    config["signing_key"] = {"file": str(other)}
-    path = s.root / "worker0.yaml"
-    path.write_text(yaml.safe_dump(config))
-    worker = Worker(path, "w0@test", s.root / "worker0.log")
-    s.workers.append(worker)
+    wrong = s.worker(signing_key={"file": str(other)})
     _sent_and_waiting(s, tmp_path)
-    worker.wait_for("order_refused")
-    failed = s.daemon.wait_for("job_failed", timeout=60)
-    assert worker.stop() == 0
+    wrong.wait_for("order_refused")
+    refused = s.daemon.wait_for("order_refused_by_worker", timeout=60)
+    assert refused["worker"] == wrong.name
+    assert "site key" in refused["reason"]
+    assert wrong.stop() == 0
+    right = s.worker()
+    s.daemon.wait_for("job_done")
+    assert right.stop() == 0
     assert s.daemon.stop() == 0
-    assert failed["job"] == 1
-    assert "another site key" in failed["reason"]
+    assert _rows(s, "SELECT state, attempts FROM jobs WHERE id = 1") == [("done", 1)]
+    assert not [e for e in s.daemon.events if e.get("event") == "job_failed"]
