@@ -77,7 +77,7 @@ class Reports:
                 self._sealed(job, report.detail, report.worker)
                 bound.info("escrow_written", file=report.detail["copy"]["file"])
             elif report.kind == "done":
-                self._done(job, report.detail)
+                self._done(job, report.detail, report.worker)
             elif report.kind == "failed":
                 self.failed(job, report.detail, report.worker)
             elif report.kind == "local":
@@ -112,7 +112,7 @@ class Reports:
             self._journal, copy, int(detail["recipients"]), actor=f"worker {worker}"
         )
 
-    def _done(self, job: Job, detail: dict[str, Any]) -> None:
+    def _done(self, job: Job, detail: dict[str, Any], worker: str) -> None:
         digest = str(detail.get("ruleset", ""))
         if not _DIGEST.fullmatch(digest):
             raise ReportRefused("the report names no rule set")
@@ -144,7 +144,9 @@ class Reports:
                 )
         ruleset = str(manifest.get("rule_set_sha256", digest))
         self._journal.finish(job.id, str(delivery.package), ruleset)
-        log.info("job_done", job=job.id, package=delivery.package.name, rule_set=ruleset)
+        log.info(
+            "job_done", job=job.id, worker=worker, package=delivery.package.name, rule_set=ruleset
+        )
         if decision.custody.delete_source and not swept:  # never a recorder's archive
             taken = self._journal.first_file(job.id)
             escrowed = self._journal.escrow(f"{job.id:06d}")
@@ -197,7 +199,7 @@ class Reports:
             return
         job = self._journal.get(order.job)
         detail = {"failure": "retry", "code": "worker_lost", "error": letter.reason}
-        self.failed(job, detail, "")
+        self.failed(job, detail, "unknown (no report)")
 
 
 def dead_letter(body: Any, message: Message, public: PublicKey) -> DeadLetter:

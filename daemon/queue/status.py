@@ -210,11 +210,12 @@ def _workers(workers: list[QueueWorker], now: float) -> list[str]:
     recent = [w for w in workers if w.busy or now - w.seen <= QUIET_DAY]
     quiet = [w for w in workers if w not in recent]
     rows = [
-        [w.name, _busy(w.busy), f"{w.done} done", f"last seen {_ago(now - w.seen)}"] for w in recent
+        [w.name, _busy(w.busy), f"{w.done} done", f"last job event {_ago(now - w.seen)}"]
+        for w in recent
     ]
     out = ["  workers, as the journal has them (latest first):", *_table(rows)]
     if quiet:
-        out.append(f"    not seen for a day: {_folded(quiet)}")
+        out.append(f"    no job event for a day: {_folded(quiet)}")
     return out
 
 

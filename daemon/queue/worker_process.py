@@ -15,6 +15,7 @@ import signal
 import socket
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -89,7 +90,9 @@ def worker_setup(config: Config) -> WorkerSetup:
             "privmask worker needs `signing_key` (file, env or credential): the site key "
             "that signs manifests, given to each worker by the site, never sent over the broker"
         )
-    for what, folder in (("outbox", config.outbox), ("escrow store", config.escrow_store)):
+    shares = [("outbox", config.outbox), ("escrow store", config.escrow_store)]
+    shares += [(f"queue.paths: {there}:", Path(here)) for there, here in spec.paths.items()]
+    for what, folder in shares:
         if not folder.is_dir():
             raise ConfigError(f"{what} {folder} is not a folder here (is the share mounted?)")
     config.work.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -168,13 +168,13 @@ def test_status_names_the_busy_worker_and_what_each_did(
     assert [lines.index(r) for r in rows] == sorted(lines.index(r) for r in rows)  # latest first
     for name, line in zip(order, rows, strict=True):
         assert line.split()[1:5] == ["no", "job", str(done[name]), "done"]
-        assert "last seen" in line
+        assert "last job event" in line
 
     # two days on, with no word from them: one line, most recently seen first
     lines = later(s, 2 * DAY)
     assert not any(line.split()[:1] == [name] for name in order for line in lines)
     named = ", ".join(f"{name} ({done[name]} done)" for name in order)
-    assert lines[-1] == f"    not seen for a day: {named}"
+    assert lines[-1] == f"    no job event for a day: {named}"
     for worker in workers:
         assert worker.stop() == 0
     assert s.daemon.stop() == 0

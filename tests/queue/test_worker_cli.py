@@ -128,6 +128,16 @@ def test_a_share_not_mounted_here_is_named(machine: Machine, share: str) -> None
     assert "is the share mounted?" in line
 
 
+def test_a_mapped_folder_missing_here_is_named_at_start(machine: Machine) -> None:
+    """A `queue.paths` target that is not there (a share not mounted, a typo): said once at
+    start, not found job by job while every clip bounces between workers."""
+    settings = queue(machine.settings(free_port()), paths={"/srv/inbox": "/nowhere/inbox"})
+    result, _ = machine.worker(settings)
+    line = one_line(result, 1)
+    assert "queue.paths" in line and "/nowhere/inbox" in line
+    assert "is the share mounted?" in line
+
+
 @pytest.mark.parametrize(
     ("secret", "key"),
     [("password", "password"), ("key", "signing_key"), ("broker_password", "queue.password")],
