@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ from kombu import Connection
 from privmask.daemon.config import Config, ConfigError
 from privmask.daemon.custody.sitekey import site_key
 from privmask.daemon.delivery import Custody
-from privmask.daemon.logs import configure
+from privmask.daemon.logs import configure, describe
 from privmask.daemon.queue.app import make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Topology
 from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
@@ -52,6 +53,7 @@ def serve(config: Config, concurrency: int | None = None, name: str | None = Non
     def redact(task: Any, message: dict[str, Any]) -> None:
         take(message, setup, app, nodename)
 
+    signals.setup_logging.connect(_celery_logs_as_json, weak=False)
     signals.worker_process_init.connect(_child_started, weak=False)
     signals.celeryd_after_setup.connect(_quiet_chosen_setting, weak=False)
     log.info(
@@ -148,3 +150,26 @@ def _child_started(**_: Any) -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class _JsonLines(logging.Handler):
+    """A record of Celery's (a lost connection, an ack that failed, a warning) as one JSON
+    event like every other, the error named without its traceback (a log shipper would
+    split a traceback into dozens of broken records)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+        if record.exc_info and record.exc_info[1] is not None:
+            fields.update(describe(record.exc_info[1], record.exc_info[2]))
+        level = record.levelname.lower() if record.levelno < logging.ERROR else "error"
+        getattr(log, level if level in ("info", "warning", "error") else "warning")(
+            "celery", **fields
+        )
+
+
+def _celery_logs_as_json(**_: Any) -> None:
+    """Given as Celery's `setup_logging`: Celery then leaves logging to us."""
+    root = logging.getLogger()
+    root.handlers[:] = [_JsonLines()]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Celery's SecurityWarning and the like, as events too
