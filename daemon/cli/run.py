@@ -29,7 +29,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument("--outbox", type=Path, metavar="DIR")
     run.add_argument("--quarantine", type=Path, metavar="DIR")
 
-    status = commands.add_parser("status", help="the journal's counts and the jobs in progress")
+    status = commands.add_parser(
+        "status",
+        help="the journal's counts and the jobs in progress",
+        description="The journal's counts, the jobs in progress and the next queued; with "
+        "`queue:` in the config also the broker's queue depth, every job with the broker and "
+        "who works on it, and the workers with their jobs (from the journal).",
+    )
     status.set_defaults(run=run_status)
     options.add_config(status)
 
