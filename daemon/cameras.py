@@ -51,7 +51,7 @@ from privmask.daemon.secrets import SecretError
 from privmask.rules import yamlfile
 
 if TYPE_CHECKING:
-    from privmask.daemon.config import CamerasSpec
+    from privmask.daemon.camera_settings import CamerasSpec
 
 log = structlog.get_logger("privmask.cameras")
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from privmask.adapters.validate import Limits
+from privmask.daemon.camera_settings import CamerasSpec
 from privmask.daemon.queue.settings import QueueSpec
 from privmask.daemon.review.settings import USERS_FILE_NAME, ReviewSpec
 from privmask.daemon.sweeps.settings import KINDS, SweepSpec, unique_names
@@ -69,35 +70,6 @@ class LimitsSpec(StrictModel):
     max_hours: float = Field(default=24, gt=0, description="longest clip taken in, hours")
     max_width: int = Field(default=7680, ge=16, description="widest picture taken in, pixels")
     max_height: int = Field(default=4320, ge=16, description="tallest picture taken in, pixels")
-
-
-class StreamSpec(StrictModel):
-    camera: str = Field(min_length=1, description="the camera id rules match on")
-    url: str = Field(
-        description="its main RTSP stream, without credentials (they come from `secrets`)"
-    )
-
-
-class CamerasSpec(StrictModel):
-    discover_seconds: float = Field(
-        default=0, ge=0, description="re-discover ONVIF cameras this often; 0: never"
-    )
-    interface: str | None = Field(
-        default=None,
-        description="IPv4 address of the interface to probe from; none: the routing table's choice",
-    )
-    timeout: float = Field(
-        default=3.0, gt=0, le=60, description="seconds to wait for discovery answers"
-    )
-    secrets: str | None = Field(
-        default=None,
-        description="camera credentials file (mode 600); keys: camera id, `host:port`, host, "
-        'serial or endpoint; `"*"` is the default for `streams` only, never sent to a '
-        "camera found by discovery",
-    )
-    streams: list[StreamSpec] = Field(
-        default_factory=list, description="cameras known by URL, without discovery"
-    )
 
 
 class EscrowSpec(StrictModel):

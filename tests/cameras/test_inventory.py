@@ -19,7 +19,7 @@ from privmask.adapters.onvif import (
 )
 from privmask.adapters.urls import redact
 from privmask.daemon import cameras, cli
-from privmask.daemon.config import CamerasSpec, StreamSpec
+from privmask.daemon.camera_settings import CamerasSpec, StreamSpec
 from privmask.daemon.secrets import SecretError
 
 SECRET = "hunter2-camera"
