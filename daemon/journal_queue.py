@@ -40,7 +40,9 @@ class QueueWorker:
     name: str
     busy: tuple[int, ...]  # the jobs it is on now
     done: int
-    seen: float  # its latest event: of a job it holds or last held
+    seen: float  # its jobs' latest event (0: it has taken none)
+    heard: float | None = None  # its latest sign of life; None: never heard (older worker)
+    stopped: bool = False  # its latest sign of life said it stops
 
 
 class QueueTable(JournalDB):
@@ -96,11 +98,25 @@ class QueueTable(JournalDB):
             for id_, path, worker, n, t in rows
         ]
 
+    def worker_heard(
+        self, name: str, host: str | None, concurrency: int | None, stopped: bool = False
+    ) -> None:
+        """A worker's sign of life (or that it stops), on the daemon's clock."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO workers_heard (name, heard, host, concurrency, stopped) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET heard = excluded.heard, "
+                "host = excluded.host, concurrency = excluded.concurrency, "
+                "stopped = excluded.stopped",
+                (name, time.time(), host, concurrency, int(stopped)),
+            )
+
     def queue_workers(self) -> list[QueueWorker]:
-        """Every worker that took a job from the broker, latest seen first. A job counts for
-        the worker that holds it or held it last (a job another worker took over is theirs).
-        Seen: the time of its jobs' latest event, read from `updated`, which every move of a
-        job writes with its event (one scan, no look-up of the events of every job done)."""
+        """Every worker that took a job from the broker or said it is there, latest first. A
+        job counts for the worker that holds it or held it last (a job another worker took
+        over is theirs). Seen: the time of its jobs' latest event, read from `updated`, which
+        every move of a job writes with its event (one scan, no look-up of every job's
+        events); heard: its latest sign of life."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT worker, group_concat(CASE WHEN state = 'processing' THEN id END), "
@@ -109,12 +125,23 @@ class QueueTable(JournalDB):
                 "ORDER BY seen DESC, worker",
                 (SENT,),
             ).fetchall()
-        return [
-            QueueWorker(
-                worker[len(QUEUE_PREFIX) :],
+            heard = {
+                name: (float(when), bool(stopped))
+                for name, when, stopped in self._db.execute(
+                    "SELECT name, heard, stopped FROM workers_heard"
+                )
+            }
+        found = {
+            worker[len(QUEUE_PREFIX) :]: (
                 tuple(sorted(int(i) for i in busy.split(","))) if busy else (),
                 int(done),
                 float(seen or 0.0),
             )
             for worker, busy, done, seen in rows
-        ]
+        }
+        workers = []
+        for name in set(found) | set(heard):
+            busy, done, seen = found.get(name, ((), 0, 0.0))
+            when, stopped = heard.get(name, (None, False))
+            workers.append(QueueWorker(name, busy, done, seen, when, stopped))
+        return sorted(workers, key=lambda w: (-max(w.seen, w.heard or 0.0), w.name))

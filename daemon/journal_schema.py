@@ -257,6 +257,14 @@ SCHEMA_V6 = (
     "ALTER TABLE jobs ADD COLUMN local INTEGER NOT NULL DEFAULT 0 CHECK (local IN (0, 1))",
     # the random id of the try sent to the broker: only reports naming it are applied
     "ALTER TABLE jobs ADD COLUMN try_id TEXT",
+    # each worker's latest sign of life (a signed report every queue.alive_seconds)
+    """CREATE TABLE workers_heard (
+        name TEXT PRIMARY KEY,
+        heard REAL NOT NULL,      -- epoch seconds, the daemon's clock
+        host TEXT,
+        concurrency INTEGER,
+        stopped INTEGER NOT NULL DEFAULT 0 CHECK (stopped IN (0, 1))  -- said it stops
+    )""",
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: SCHEMA_V1,

@@ -10,7 +10,8 @@
   is durable; the daemon records and audits it), `done`, `failed`, `local` (the job must
   run on the daemon host: it is held for review, whose unmasked analysis never leaves it),
   and, unsigned, `refused` (the worker cannot verify the order: its site key is not the
-  daemon's; the most a forged one can do is send the job again).
+  daemon's; the most a forged one can do is send the job again). Apart from jobs, each
+  worker says `alive` every `queue.alive_seconds`, and once more when it stops.
   The daemon applies each to the journal, which stays the only record; a report that comes
   twice changes nothing the second time.
 
@@ -39,7 +40,7 @@ EXCHANGE = "privmask"
 SOFT_MARGIN_SECONDS = 30.0
 SIGNATURE = "signature"  # the key a message's signature travels under
 
-ReportKind = Literal["started", "sealed", "done", "failed", "local", "refused"]
+ReportKind = Literal["started", "sealed", "done", "failed", "local", "refused", "alive"]
 FailureKind = Literal["retry", "permanent", "wait"]  # as `retry.Failure`
 
 

@@ -65,6 +65,16 @@ class Reports:
     def apply(self, report: Report) -> None:
         """One worker's report, into the journal (and the audit log, the quarantine)."""
         journal = self._journal
+        if report.kind == "alive":  # of the worker, not of a job
+            detail = report.detail
+            concurrency = detail.get("concurrency")
+            journal.worker_heard(
+                report.worker,
+                str(detail.get("host", ""))[:255] or None,
+                int(concurrency) if isinstance(concurrency, int) else None,
+                stopped=bool(detail.get("stopping")),
+            )
+            return
         bound = log.bind(job=report.job, attempt=report.attempt, worker=report.worker)
         if journal.current_try(report.job) != report.try_id:  # over, or never ours
             bound.info("report_stale", kind=report.kind)

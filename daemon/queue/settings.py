@@ -59,6 +59,14 @@ class QueueSpec(StrictModel):
         description="jobs one `privmask worker` runs at once, each in its own process "
         "(flag `--concurrency`); about one per two cores",
     )
+    alive_seconds: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=600,
+        description="how often each worker tells the daemon it is there (`privmask status` "
+        "calls a worker not heard from for three times this long silent); the same on the "
+        "daemon and its workers",
+    )
     recorder_chunks: Literal["local", "queue"] = Field(
         default="local",
         description="who redacts the chunks a sweep fetches from a recorder (kept in the "

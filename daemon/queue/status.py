@@ -117,7 +117,7 @@ def lines(
     silent = _silent(jobs, counts, now, limit)
     out += _jobs(jobs, silent, now)
     out += _hints(jobs, silent, now)
-    return out + _workers(workers, now)
+    return out + _workers(workers, now, spec.alive_seconds)
 
 
 def _broker_line(counts: BrokerCounts | str) -> str:
@@ -204,19 +204,36 @@ def _hints(jobs: list[BrokerJob], silent: dict[int, float], now: float) -> list[
     return out
 
 
-def _workers(workers: list[QueueWorker], now: float) -> list[str]:
+def _workers(workers: list[QueueWorker], now: float, alive: float) -> list[str]:
     if not workers:
-        return ["  workers: none has taken a job yet"]
-    recent = [w for w in workers if w.busy or now - w.seen <= QUIET_DAY]
+        return ["  workers: none has taken a job or said it is there yet"]
+    latest = {w.name: max(w.seen, w.heard or 0.0) for w in workers}
+    recent = [w for w in workers if w.busy or now - latest[w.name] <= QUIET_DAY]
     quiet = [w for w in workers if w not in recent]
     rows = [
-        [w.name, _busy(w.busy), f"{w.done} done", f"last job event {_ago(now - w.seen)}"]
+        [w.name, _busy(w.busy), f"{w.done} done", _last_job(w, now), _life(w, now, alive)]
         for w in recent
     ]
-    out = ["  workers, as the journal has them (latest first):", *_table(rows)]
+    out = ["  workers (latest first):", *_table(rows)]
     if quiet:
-        out.append(f"    no job event for a day: {_folded(quiet)}")
+        out.append(f"    nothing heard for a day: {_folded(quiet)}")
     return out
+
+
+def _last_job(worker: QueueWorker, now: float) -> str:
+    return f"last job event {_ago(now - worker.seen)}" if worker.seen else "no job yet"
+
+
+def _life(worker: QueueWorker, now: float, alive: float) -> str:
+    """What its signs of life say: up, stopped (it said so), or not heard from (gone, or cut
+    off from the broker: its orders go back to the queue when its connection drops)."""
+    if worker.heard is None:
+        return "never heard from"
+    if worker.stopped:
+        return f"stopped {_ago(now - worker.heard)}"
+    if now - worker.heard <= 3 * alive:
+        return "up"
+    return f"not heard from for {_span(now - worker.heard)}"
 
 
 def _busy(jobs: tuple[int, ...]) -> str:

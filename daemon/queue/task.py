@@ -83,17 +83,25 @@ class Reporter:
         self.publish(signed(report.to_message(), self._signer))
 
     def publish(self, message: dict[str, Any]) -> None:
-        with self._app.producer_pool.acquire(block=True) as producer:
-            producer.publish(
-                message,
-                exchange=self._topology.exchange,
-                routing_key=self._topology.reports.routing_key,
-                declare=[self._topology.reports],
-                serializer="json",
-                delivery_mode=2,
-                retry=True,
-                retry_policy={"max_retries": None, "interval_start": 1, "interval_max": 10},
-            )
+        publish_report(self._app, self._topology, message)
+
+
+def publish_report(
+    app: Celery, topology: Topology, message: dict[str, Any], retries: int | None = None
+) -> None:
+    """One report on the daemon's report queue, confirmed; a broker away is waited for
+    (`retries` times, or for as long as it takes)."""
+    with app.producer_pool.acquire(block=True) as producer:
+        producer.publish(
+            message,
+            exchange=topology.exchange,
+            routing_key=topology.reports.routing_key,
+            declare=[topology.reports],
+            serializer="json",
+            delivery_mode=2,
+            retry=True,
+            retry_policy={"max_retries": retries, "interval_start": 1, "interval_max": 10},
+        )
 
 
 def take(message: dict[str, Any], setup: WorkerSetup, app: Celery, worker: str) -> None:

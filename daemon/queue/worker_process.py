@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +30,9 @@ from privmask.daemon.custody.sitekey import site_key
 from privmask.daemon.delivery import Custody
 from privmask.daemon.logs import configure, describe
 from privmask.daemon.queue.app import make_app
-from privmask.daemon.queue.protocol import TASK_NAME, Topology
+from privmask.daemon.queue.protocol import TASK_NAME, Report, Topology, signed
 from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
-from privmask.daemon.queue.task import WorkerSetup, take
+from privmask.daemon.queue.task import WorkerSetup, publish_report, take
 from privmask.daemon.secrets import SecretError, read_secret
 
 log = structlog.get_logger("privmask.worker")
@@ -53,6 +54,9 @@ def serve(config: Config, concurrency: int | None = None, name: str | None = Non
     def redact(task: Any, message: dict[str, Any]) -> None:
         take(message, setup, app, nodename)
 
+    beacon = Beacon(app, setup, nodename, concurrency or spec.concurrency, spec.alive_seconds)
+    signals.worker_ready.connect(beacon.start, weak=False)
+    signals.worker_shutdown.connect(beacon.stop, weak=False)  # after the jobs, not in a handler
     signals.setup_logging.connect(_celery_logs_as_json, weak=False)
     signals.worker_process_init.connect(_child_started, weak=False)
     signals.celeryd_after_setup.connect(_quiet_chosen_setting, weak=False)
@@ -173,3 +177,42 @@ def _celery_logs_as_json(**_: Any) -> None:
     root.handlers[:] = [_JsonLines()]
     root.setLevel(logging.WARNING)
     logging.captureWarnings(True)  # Celery's SecurityWarning and the like, as events too
+
+
+class Beacon:
+    """Tells the daemon every `every` seconds that this worker is there (a signed `alive`
+    report), and once more when it stops: `privmask status` tells a live idle worker from
+    one that is gone. A beat the broker does not take is skipped, never waited for."""
+
+    def __init__(
+        self, app: Any, setup: WorkerSetup, name: str, concurrency: int, every: float
+    ) -> None:
+        self._app, self._setup, self._name = app, setup, name
+        self._concurrency, self._every = concurrency, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="beacon", daemon=True)
+
+    def start(self, **_: Any) -> None:
+        self._thread.start()
+
+    def stop(self, **_: Any) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(CONNECT_SECONDS)
+        self._say(stopping=True)
+
+    def _beat(self) -> None:
+        while not self._stop.is_set():
+            self._say()
+            self._stop.wait(self._every)
+
+    def _say(self, stopping: bool = False) -> None:
+        detail = {"host": socket.gethostname(), "concurrency": self._concurrency}
+        if stopping:
+            detail["stopping"] = True
+        report = Report("alive", 0, 0, "", self._name, detail)
+        message = signed(report.to_message(), self._setup.custody.signer)
+        try:
+            publish_report(self._app, self._setup.topology, message, retries=1)
+        except Exception as exc:  # the broker away: the next beat says it
+            log.warning("alive_not_sent", worker=self._name, error=str(exc))

@@ -100,13 +100,16 @@ def done_per_worker(s: Site) -> dict[str, int]:
 
 
 def last_seen_order(s: Site) -> list[str]:
-    """Workers by their latest event in the journal, latest first."""
+    """Workers by their latest job event or sign of life in the journal, latest first."""
     rows = journal_rows(
         s,
-        "SELECT j.worker, max(e.time) AS seen FROM jobs j JOIN job_events e ON e.job_id = j.id "
-        "WHERE j.worker LIKE 'queue:%' GROUP BY j.worker ORDER BY seen DESC",
+        "SELECT name, max(seen) AS latest FROM ("
+        " SELECT substr(worker, 7) AS name, max(updated) AS seen FROM jobs"
+        " WHERE worker LIKE 'queue:%' AND worker != 'queue:sent' GROUP BY worker"
+        " UNION ALL SELECT name, heard FROM workers_heard"
+        ") GROUP BY name ORDER BY latest DESC",
     )
-    return [worker.removeprefix("queue:") for worker, _ in rows]
+    return [name for name, _ in rows]
 
 
 def wait_until_taken(s: Site, job: int, workers: list[Worker], timeout: float = 120) -> Worker:
@@ -164,17 +167,20 @@ def test_status_names_the_busy_worker_and_what_each_did(
     done = done_per_worker(s)
     assert sum(done.values()) == 5
     order = last_seen_order(s)
-    rows = [row(lines, name) for name in order]
-    assert [lines.index(r) for r in rows] == sorted(lines.index(r) for r in rows)  # latest first
-    for name, line in zip(order, rows, strict=True):
+    lines = queue_part(status(s))
+    if order == last_seen_order(s):  # no sign of life came in between (one every 30 s)
+        rows = [row(lines, name) for name in order]
+        assert [lines.index(r) for r in rows] == sorted(lines.index(r) for r in rows)
+    for name in order:
+        line = row(lines, name)
         assert line.split()[1:5] == ["no", "job", str(done[name]), "done"]
-        assert "last job event" in line
+        assert "last job event" in line and line.endswith("  up")
 
     # two days on, with no word from them: one line, most recently seen first
     lines = later(s, 2 * DAY)
     assert not any(line.split()[:1] == [name] for name in order for line in lines)
     named = ", ".join(f"{name} ({done[name]} done)" for name in order)
-    assert lines[-1] == f"    no job event for a day: {named}"
+    assert lines[-1] == f"    nothing heard for a day: {named}"
     for worker in workers:
         assert worker.stop() == 0
     assert s.daemon.stop() == 0
@@ -232,7 +238,7 @@ def test_status_with_the_broker_down_says_so_in_one_line_and_shows_the_journal(
         header(s, broker),
         "  the broker does not answer: [Errno 111] Connection refused",
         "  the journal: no job with the broker",
-        "  workers, as the journal has them (latest first):",
+        "  workers (latest first):",
     ]
     assert row(lines, worker.name).split()[1:5] == ["no", "job", "1", "done"]  # the journal's
     assert len(lines) == 5
@@ -263,5 +269,43 @@ def test_status_of_a_queue_no_daemon_has_declared_says_so(
         "  the broker has no queue t.nobody-declared-this yet: the daemon declares it when it "
         "starts with this `queue:` section",
         "  the journal: no job with the broker",
-        "  workers: none has taken a job yet",
+        "  workers: none has taken a job or said it is there yet",
     ]
+
+
+def test_status_tells_a_worker_that_is_up_from_one_that_stopped_or_is_gone(
+    site, broker: Broker
+) -> None:
+    """Every `alive_seconds` each worker says it is there (a signed report), and once more
+    when it stops: before it has taken any job, and after it is killed, status can tell."""
+    s = site(broker)
+    config = yaml.safe_load(s.daemon.config.read_text())
+    config["queue"]["alive_seconds"] = 1
+    s.daemon.config.write_text(yaml.safe_dump(config))
+    s.daemon.start()
+    idle, stopping, killed = s.worker(), s.worker(), s.worker()
+    for worker in (idle, stopping, killed):
+        worker.wait_for("worker_ready")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lines = queue_part(status(s))
+        if all(row_or_none(lines, w.name) for w in (idle, stopping, killed)):
+            break
+        time.sleep(0.5)
+    for worker in (idle, stopping, killed):
+        assert row(lines, worker.name).split()[1:] == ["no", "job", "0", "done", "no", "job",
+                                                       "yet", "up"]  # fmt: skip
+    assert stopping.stop() == 0
+    killed.kill()
+    time.sleep(4)  # more than three beats missed
+    lines = queue_part(status(s))
+    assert row(lines, idle.name).endswith("  up")
+    assert " stopped " in row(lines, stopping.name)
+    assert " not heard from for " in row(lines, killed.name)
+    assert idle.stop() == 0
+    assert s.daemon.stop() == 0
+
+
+def row_or_none(lines: list[str], name: str) -> str | None:
+    found = [line for line in lines if line.split()[:1] == [name]]
+    return found[0] if found else None
