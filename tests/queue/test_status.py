@@ -21,7 +21,7 @@ from broker import PASSWORD as BROKER_PASSWORD
 from broker import Broker
 from clips import write_clip
 from cluster import Site, Worker
-from harness import run_cli
+from harness import eventually, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -297,11 +297,16 @@ def test_status_tells_a_worker_that_is_up_from_one_that_stopped_or_is_gone(
                                                        "yet", "up"]  # fmt: skip
     assert stopping.stop() == 0
     killed.kill()
-    time.sleep(4)  # more than three beats missed
-    lines = queue_part(status(s))
-    assert row(lines, idle.name).endswith("  up")
-    assert " stopped " in row(lines, stopping.name)
-    assert " not heard from for " in row(lines, killed.name)
+
+    def told() -> bool:  # three beats missed by the killed one; the idle one beats on
+        lines = queue_part(status(s))
+        return (
+            row(lines, idle.name).endswith("  up")
+            and " stopped " in row(lines, stopping.name)
+            and " not heard from for " in row(lines, killed.name)
+        )
+
+    assert eventually(told, timeout=30)
     assert idle.stop() == 0
     assert s.daemon.stop() == 0
 
