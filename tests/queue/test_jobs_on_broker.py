@@ -253,21 +253,11 @@ def test_a_chunk_fetched_from_a_recorder_is_redacted_where_the_site_says(
     """A recorder's chunk lands in the daemon host's state folder: its own workers redact it
     unless the site exports that folder to the workers (`recorder_chunks: queue`)."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "sweeps"))  # the sweeps' recorder fakes
-    from isapi_peer import IsapiPeer, PeerSegment
-    from vendor_media import FPS, numbered_frames, write_ps
+    from isapi_peer import nvr_sweep, one_chunk_recorder
 
-    wall = datetime(2026, 3, 1, 10, 0, 0)
-    ps = write_ps(tmp_path / "00000001.ps", numbered_frames(3 * FPS))
-    secret = tmp_path / "nvr-password"
-    secret.write_text("s3cret-pass\n")
-    secret.chmod(0o600)
-    recorder = IsapiPeer(
-        "admin", "s3cret-pass", [PeerSegment(101, wall, wall.replace(second=3), ps)]
-    )
+    recorder, secret = one_chunk_recorder(tmp_path)
     with recorder.running():
-        nvr = {"name": "nvr", "schedule": "0 * * * *", "chunk_minutes": 1,
-               "source": {"isapi": recorder.url, "username": "admin",
-                          "password": {"file": str(secret)}}}  # fmt: skip
+        nvr = nvr_sweep(recorder, secret)
         s = site(queue={"recorder_chunks": where}, sweeps=[nvr], timezone="UTC")
         s.daemon.start()
         worker = s.worker()

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from digest_peer import Answer, DigestPeer
 from lxml import etree
+from vendor_media import FPS, numbered_frames, write_ps
 
 _NS = "http://www.hikvision.com/ver20/XMLSchema"
+ONE_CHUNK_PASSWORD = "s3cret-pass"
 
 
 @dataclass(frozen=True)
@@ -117,3 +120,22 @@ def _text(root: etree._Element, name: str) -> str:
 
 def _when(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def one_chunk_recorder(folder: Path) -> tuple[IsapiPeer, Path]:
+    """A recorder holding 3 s of track 101 from 10:00 on 1 March 2026 (its clock), and the
+    file under `folder` its password is in (for `nvr_sweep`)."""
+    wall = datetime(2026, 3, 1, 10, 0, 0)
+    ps = write_ps(folder / "00000001.ps", numbered_frames(3 * FPS))
+    secret = folder / "nvr-password"
+    secret.write_text(f"{ONE_CHUNK_PASSWORD}\n")
+    secret.chmod(0o600)
+    segment = PeerSegment(101, wall, wall.replace(second=3), ps)
+    return IsapiPeer("admin", ONE_CHUNK_PASSWORD, [segment]), secret
+
+
+def nvr_sweep(recorder: IsapiPeer, secret: Path) -> dict[str, Any]:
+    """The sweep `nvr` of a running `one_chunk_recorder`, in 1-minute chunks."""
+    return {"name": "nvr", "schedule": "0 * * * *", "chunk_minutes": 1,
+            "source": {"isapi": recorder.url, "username": "admin",
+                       "password": {"file": str(secret)}}}  # fmt: skip

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from isapi_peer import IsapiPeer, PeerSegment
-from vendor_media import FPS, numbered_frames, write_ps
+from isapi_peer import nvr_sweep, one_chunk_recorder
 
 from clips import Custodian, write_clip
 from harness import PASSWORD, privmask
@@ -201,18 +200,10 @@ def test_bad_sweeps_and_bad_arguments_exit_2(tmp_path: Path, models_dir: Path) -
 def test_a_recorder_chunk_is_fetched_packaged_and_its_copy_deleted(
     tmp_path: Path, models_dir: Path
 ) -> None:
-    wall = datetime(2026, 3, 1, 10, 0, 0)  # the recorder's clock (Berlin): 09:00 UTC
-    ps = write_ps(tmp_path / "00000001.ps", numbered_frames(3 * FPS))
-    secret = tmp_path / "nvr-password"
-    secret.write_text("s3cret-pass\n")
-    secret.chmod(0o600)
-    recorder = IsapiPeer(
-        "admin", "s3cret-pass", [PeerSegment(101, wall, wall.replace(second=3), ps)]
-    )
+    # the recorder's clock (Berlin): 10:00 is 09:00 UTC
+    recorder, secret = one_chunk_recorder(tmp_path)
     with recorder.running():
-        nvr = {"name": "nvr", "schedule": "0 * * * *", "chunk_minutes": 1,
-               "source": {"isapi": recorder.url, "username": "admin",
-                          "password": {"file": str(secret)}}}  # fmt: skip
+        nvr = nvr_sweep(recorder, secret)
         config = site(tmp_path, models_dir, [nvr], zone="Europe/Berlin")
         window = ("--from", "2026-03-01T10:00:00", "--to", "2026-03-01T10:02:00")
         swept = privmask("sweep", "run", "nvr", *window, "--config", config, models=models_dir)
