@@ -34,10 +34,9 @@ from privmask.daemon.journal_queue import SENT
 from privmask.daemon.queue.app import HEARTBEAT_SECONDS, make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Order, Report, Topology, signed, verified
 from privmask.daemon.queue.reports import Quarantine, Reports, dead_letter
-from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
+from privmask.daemon.queue.settings import QueueSpec, shown
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import current_snapshot
-from privmask.daemon.secrets import read_secret
 
 log = structlog.get_logger("privmask.queue")
 
@@ -62,8 +61,7 @@ class QueueLink:
         self._reports = Reports(config, journal, custody, policy, password, quarantine)
         self._spec: QueueSpec = spec
         self._topology = Topology(spec.name, spec.delivery_limit)
-        secret = spec.password_source
-        self._url = broker_url(spec.broker, read_secret(secret) if secret else None)
+        self._url = spec.connection_url()
         self._app: Celery = make_app(spec, self._url)
         self._stop = threading.Event()
         self._threads = [

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
+from privmask.daemon.secrets import read_secret
 from privmask.rules.base import StrictModel
 from privmask.rules.schema import SecretRef
 from privmask.rules.secret import SecretSource
@@ -105,6 +106,12 @@ class QueueSpec(StrictModel):
     @property
     def password_source(self) -> SecretSource | None:
         return self.password.to_source() if self.password is not None else None
+
+    def connection_url(self) -> str:
+        """The broker's URL with its password read now (SecretError if it cannot be):
+        for the connection only, never logged."""
+        source = self.password_source
+        return broker_url(self.broker, read_secret(source) if source is not None else None)
 
 
 def broker_url(url: str, password: bytes | None) -> str:

@@ -33,8 +33,8 @@ from privmask.daemon.journal import Journal
 from privmask.daemon.journal_queue import BrokerJob, QueueWorker
 from privmask.daemon.liveness import time_limit
 from privmask.daemon.queue.protocol import Topology
-from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
-from privmask.daemon.secrets import SecretError, read_secret
+from privmask.daemon.queue.settings import QueueSpec, shown
+from privmask.daemon.secrets import SecretError
 
 ASK_SECONDS = 2.0  # how long the broker gets to answer
 QUIET_DAY = 86400.0  # workers not seen for this long are folded into one line
@@ -62,8 +62,7 @@ def report(spec: QueueSpec, journal: Journal, now: float | None = None) -> list[
 def look(spec: QueueSpec) -> BrokerCounts | str:
     """The broker's counts, or one line saying why they cannot be had."""
     try:
-        source = spec.password_source
-        url = broker_url(spec.broker, read_secret(source) if source else None)
+        url = spec.connection_url()
     except SecretError as exc:
         return f"the broker cannot be asked: queue.password: {exc}"
     topology = Topology(spec.name, spec.delivery_limit)

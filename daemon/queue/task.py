@@ -193,7 +193,7 @@ def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> No
             input_sha256=job.sha256,
         )
         delivery = Delivery(local_path(planned.outbox, paths), planned.name, planned.password)
-        done = {"ruleset": decision.ruleset_hash, "rule": decision.rule.rule.name}
+        digest = decision.ruleset_hash
         earlier = delivery.published(job.sha256, setup.custody.signer)
         if earlier is None:
             # what a killed try left; the lease says no other try is writing them now
@@ -218,10 +218,9 @@ def _try(order: Order, setup: WorkerSetup, reporter: Reporter, bound: Any) -> No
             bound.info("job_done", package=package.name, rule_set=decision.ruleset_hash)
         else:  # an earlier try published it and did not live to report it: as it says
             package = delivery.package
-            done["ruleset"] = str(earlier.get("rule_set_sha256", done["ruleset"]))
-            done["rule"] = str(earlier.get("rule", done["rule"]))
+            digest = str(earlier.get("rule_set_sha256", digest))
             bound.info("job_found_published", package=package.name)
-    reporter.send("done", package=str(daemon_path(package, paths)), **done)
+    reporter.send("done", package=str(daemon_path(package, paths)), ruleset=digest)
 
 
 def _seal(

@@ -31,7 +31,7 @@ from privmask.daemon.delivery import Custody
 from privmask.daemon.logs import configure, describe
 from privmask.daemon.queue.app import make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Report, Topology, signed
-from privmask.daemon.queue.settings import QueueSpec, broker_url, shown
+from privmask.daemon.queue.settings import QueueSpec, shown
 from privmask.daemon.queue.task import WorkerSetup, publish_report, take
 from privmask.daemon.secrets import SecretError, read_secret
 
@@ -108,7 +108,7 @@ def worker_setup(config: Config) -> WorkerSetup:
     with _setting("signing_key"):
         signer = site_key(config)
     with _setting("queue.password"):
-        url = broker_url(spec.broker, _broker_password(spec))
+        url = spec.connection_url()
     custody = Custody.of(config, signer)
     return WorkerSetup(
         config, password, custody, url, Topology(spec.name, spec.delivery_limit), spec.paths
@@ -122,11 +122,6 @@ def _setting(key: str) -> Iterator[None]:
         yield
     except (SecretError, ConfigError) as exc:
         raise ConfigError(f"{key}: {exc}") from None
-
-
-def _broker_password(spec: QueueSpec) -> bytes | None:
-    source = spec.password_source
-    return read_secret(source) if source is not None else None
 
 
 def reachable(spec: QueueSpec, url: str) -> None:
