@@ -2,8 +2,10 @@
 
 Run with Debian's system Python (python3-gi, gir1.2-gst-rtsp-server-1.0), not the project's
 venv: `python3 camera_server.py --port P --file clip.mp4`. It prints `ready` on stdout once
-it listens. Every client gets the file from its start (or, with --shared, one stream for
-all clients, as a camera serves it); the stream ends when the file does.
+it listens. Every client gets the file from its start; the stream ends when the file does.
+No shared media (one stream for all clients, as a camera serves it): Debian 12's
+gst-rtsp-server 1.22 breaks on it when clients come and go together (EPERM, invalid data,
+then an assertion in gst_rtsp_media_get_rates ends the process).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--file", required=True)
     parser.add_argument("--path", default="/cam")
-    parser.add_argument("--shared", action="store_true")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -34,7 +35,6 @@ def main() -> None:
         f'( filesrc location="{args.file}" ! qtdemux ! h264parse config-interval=-1 '
         "! rtph264pay name=pay0 pt=96 )"
     )
-    factory.set_shared(args.shared)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on port {args.port}", file=sys.stderr, flush=True)

@@ -127,8 +127,8 @@ def write_camera_clip(
 class CameraServer:
     """gst-rtsp-server in a subprocess, serving `clip` at rtsp://127.0.0.1:PORT/cam."""
 
-    def __init__(self, clip: Path, port: int | None = None, shared: bool = False) -> None:
-        self.clip, self.port, self.shared = clip, port or free_port(), shared
+    def __init__(self, clip: Path, port: int | None = None) -> None:
+        self.clip, self.port = clip, port or free_port()
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -137,7 +137,7 @@ class CameraServer:
 
     def start(self) -> CameraServer:
         command = [SYSTEM_PYTHON, str(HERE / "camera_server.py"), "--port", str(self.port)]
-        command += ["--file", str(self.clip)] + (["--shared"] if self.shared else [])
+        command += ["--file", str(self.clip)]
         self.process = start_peer(command, f"camera server on port {self.port}")
         return self
 

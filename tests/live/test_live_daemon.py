@@ -54,7 +54,7 @@ def test_live_segments_are_packaged_from_their_unmasked_original_like_files(
         "    live: {segments: true, segment_seconds: 1}\n"
     )
     captured: dict[str, tuple[str, bytes]] = {}  # job -> camera, the original as written
-    with CameraServer(clip, shared=True) as server:
+    with CameraServer(clip) as server:  # each camera its own stream from the file's start
         url = server.url.replace("rtsp://", "rtsp://admin:hunter2@")
         streams = [{"camera": camera, "url": url} for camera in CAMERAS]
         daemon = Daemon(tmp_path, models_dir, rules=str(rules), cameras={"streams": streams})
