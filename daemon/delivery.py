@@ -131,20 +131,20 @@ class Custody:
         return copy, len(recipients)
 
     def record(self, journal: Journal, copy: EscrowCopy, recipients: int, *, actor: str) -> None:
-        """An escrow copy in the journal, then in the audit log."""
+        """An escrow copy in the journal, then in the audit log; the entry names the copy it
+        replaced when an earlier try of the job sealed one (one copy per job)."""
+        earlier = journal.escrow(copy.job)
         journal.record_escrow(copy)
-        self.audit().append(
-            "escrow_written",
-            actor=actor,
-            job=copy.job,
-            details={
-                **copy.manifest_block(),
-                "source_sha256": copy.source_sha256,
-                "recipients": recipients,
-                "rule": copy.rule,
-                "rule_set_sha256": copy.ruleset,
-            },
-        )
+        details = {
+            **copy.manifest_block(),
+            "source_sha256": copy.source_sha256,
+            "recipients": recipients,
+            "rule": copy.rule,
+            "rule_set_sha256": copy.ruleset,
+        }
+        if earlier is not None and earlier.deleted is None and earlier.sha256 != copy.sha256:
+            details["replaces"] = earlier.sha256
+        self.audit().append("escrow_written", actor=actor, job=copy.job, details=details)
 
 
 @dataclass(frozen=True)
