@@ -20,9 +20,17 @@ USER, PASSWORD = "privmask", "privmask-test"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports free now (each held until all are picked: a port closed
+    before the next pick can come back twice)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 class BrokerError(RuntimeError):
@@ -34,7 +42,7 @@ class Broker:
 
     def __init__(self, root: Path, consumer_timeout_ms: int | None = None) -> None:
         self.root = root
-        self.port, self.dist_port, self.epmd_port = free_port(), free_port(), free_port()
+        self.port, self.dist_port, self.epmd_port = free_ports(3)
         self.node = f"privmask-test-{self.port}@localhost"
         self.consumer_timeout_ms = consumer_timeout_ms
         self.log = root / "log" / "rabbit.log"
@@ -94,7 +102,7 @@ class Broker:
             "ERL_AFLAGS": "-start_epmd false",
         }
 
-    def start(self, timeout: float = 60.0) -> float:
+    def start(self, timeout: float = 120.0) -> float:
         """Start the node and return the seconds until an AMQP connection succeeded."""
         began = time.monotonic()
         # our own epmd in the foreground: erl would otherwise daemonize one that outlives us
@@ -161,6 +169,9 @@ class Broker:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5  # a SIGKILL is not instant: until they are gone
+        while self.pids and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def restart(self) -> float:
         self.stop()
