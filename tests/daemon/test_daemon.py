@@ -286,7 +286,7 @@ def test_sigterm_mid_job_stops_cleanly_and_the_job_is_done_after_restart(
     assert daemon.stop() == 0  # the job finished within the deadline, or was put back
     assert daemon.leftovers() == []
     daemon.start()
-    eventually(lambda: len(daemon.packages()) == 1, timeout=60)
+    assert eventually(lambda: len(daemon.packages()) == 1, timeout=120)
     time.sleep(1.5)
     assert input_hashes(daemon) == [sha256_of(clip)]
     daemon.stop()

@@ -32,6 +32,14 @@ DAY = MIDNIGHT - timedelta(days=1)  # "the previous day", the first run's window
 SECONDS = 2  # each stretch of recorded data
 
 
+@pytest.fixture(autouse=True)
+def _still_the_same_day() -> None:
+    """The recorder's day is fixed when this module is imported; a suite that runs past
+    midnight (UTC) meanwhile would sweep another 'previous day' than the one it serves."""
+    if datetime.now(UTC) >= MIDNIGHT + timedelta(days=1):
+        pytest.skip("midnight (UTC) passed since this module was imported")
+
+
 def at(hour: int, minute: int, second: int = 0) -> datetime:
     return DAY + timedelta(hours=hour, minutes=minute, seconds=second)
 
