@@ -21,7 +21,6 @@ from privmask.daemon.config import Config, load_config
 from privmask.daemon.custody.sitekey import site_key
 from privmask.daemon.delivery import Custody
 from privmask.daemon.journal import SCHEMA_VERSION, FileIdentity, JobState, Journal
-from privmask.daemon.journal_schema import configure, migrate
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import publish
 from privmask.daemon.worker import run_job
@@ -29,6 +28,7 @@ from privmask.rules.ruleset import RuleSet
 
 from clips import Custodian, write_clip
 from harness import PASSWORD, Daemon, privmask
+from journals import old_journal
 
 pytestmark = pytest.mark.slow
 
@@ -186,12 +186,7 @@ def test_commands_never_upgrade_a_journal_the_daemon_has_not(
     bare = Daemon(tmp_path, models_dir)
     path = bare.state / "journal.sqlite"
     bare.state.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
-    configure(db, path, 5.0)
-    db.execute("BEGIN IMMEDIATE")
-    migrate(db, path, target=SCHEMA_VERSION - 1)
-    db.execute("COMMIT")
-    db.close()
+    old_journal(path, SCHEMA_VERSION - 1).close()
     for command in (("review", "list"), ("review", "show", "1"), ("status",)):
         done = privmask(*command, "--config", bare.config)
         assert done.returncode != 0 and "Traceback" not in done.stderr, command

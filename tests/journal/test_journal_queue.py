@@ -4,13 +4,13 @@ workers, and every worker's part is on record."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from privmask.daemon.journal import FileIdentity, JobState, Journal
 from privmask.daemon.journal_queue import SENT
-from privmask.daemon.journal_schema import migrate
 from privmask.daemon.retry import RetryPolicy
+
+from journals import old_journal
 
 
 def queued(journal: Journal, n: int) -> list[int]:
@@ -81,10 +81,7 @@ def test_a_job_kept_local_goes_only_to_the_daemons_own_workers(tmp_path: Path) -
 
 def test_a_version_5_journal_is_upgraded_with_no_job_kept_local(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    migrate(db, path, target=5)
-    db.execute("COMMIT")
+    db = old_journal(path, 5)
     db.execute(
         "INSERT INTO jobs (path, sha256, size, state, folder, created, updated) "
         "VALUES ('/in/a.mp4', ?, 1, 'queued', '/in', 0, 0)",

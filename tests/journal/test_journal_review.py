@@ -18,7 +18,8 @@ from privmask.daemon.journal import (
     Journal,
     ReviewDecision,
 )
-from privmask.daemon.journal_schema import configure, migrate
+
+from journals import old_journal
 
 REGION = {"points": [[10.0, 10.0], [50.0, 40.0]], "relative": False, "reference_size": [320, 240]}
 
@@ -118,11 +119,7 @@ def test_a_view_is_an_event_and_changes_nothing(journal: Journal) -> None:
 
 def _schema_3(path: Path) -> None:
     """A journal as the code made it at schema 3, with jobs in every state it knew."""
-    db = sqlite3.connect(path, isolation_level=None)
-    configure(db, path, 5.0)
-    db.execute("BEGIN IMMEDIATE")
-    migrate(db, path, target=3)
-    db.execute("COMMIT")
+    db = old_journal(path, 3)
     db.execute("PRAGMA foreign_keys = ON")
     rows = [
         (1, "queued", None, 0),

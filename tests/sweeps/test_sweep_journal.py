@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from privmask.daemon.journal import SCHEMA_VERSION, FileIdentity, Journal
-from privmask.daemon.journal_schema import migrate
 from privmask.daemon.sweeps.source import Chunk
+
+from journals import old_journal
 
 T0 = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
 
@@ -105,11 +106,7 @@ def test_an_error_is_kept_until_a_good_run(tmp_path: Path) -> None:
 
 def test_a_version_4_journal_gains_the_sweep_tables(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
-    migrate(db, path, target=4)
-    db.execute("COMMIT")
-    db.close()
+    old_journal(path, 4).close()
     with Journal(path) as journal:
         journal.record_chunks((chunk(0),), by_recording=False)
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
