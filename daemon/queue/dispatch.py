@@ -34,7 +34,7 @@ from privmask.daemon.journal_queue import SENT
 from privmask.daemon.queue.app import HEARTBEAT_SECONDS, make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Order, Report, Topology, signed, verified
 from privmask.daemon.queue.reports import Quarantine, Reports, dead_letter
-from privmask.daemon.queue.settings import QueueSpec, shown
+from privmask.daemon.queue.settings import QueueSpec, error_text, shown
 from privmask.daemon.retry import RetryPolicy
 from privmask.daemon.rulebook import current_snapshot
 
@@ -116,8 +116,8 @@ class QueueLink:
             try:
                 order = self._order(job, try_id)
             except Exception as exc:  # the rules or the journal unreadable now: later
-                self._journal.release(job.id, f"not sent: {_reason(exc)}", RECONNECT_SECONDS)
-                log.error("job_not_sent", job=job.id, error=_reason(exc))
+                self._journal.release(job.id, f"not sent: {error_text(exc)}", RECONNECT_SECONDS)
+                log.error("job_not_sent", job=job.id, error=error_text(exc))
                 self._stop.wait(RECONNECT_SECONDS)
                 continue
             if order is None:
@@ -232,14 +232,10 @@ class _Outage:
     def began(self, exc: BaseException) -> None:
         if self.since is None:
             self.since = time.monotonic()
-            log.warning("broker_unreachable", side=self.side, error=_reason(exc))
+            log.warning("broker_unreachable", side=self.side, error=error_text(exc))
 
     def over(self) -> None:
         if self.since is not None:
             down = round(time.monotonic() - self.since)
             log.info("broker_reachable", side=self.side, after_seconds=down)
             self.since = None
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__

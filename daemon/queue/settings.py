@@ -131,6 +131,12 @@ def shown(url: str) -> str:
     return urlunsplit((parts.scheme, user + _host_port(parts.netloc), parts.path, "", ""))
 
 
+def error_text(exc: BaseException) -> str:
+    """An error in one line: the broker's reply text when it sent one (ACCESS_REFUSED,
+    NOT_FOUND), else the error itself."""
+    return getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
+
+
 def _host_port(netloc: str) -> str:
     """HOST[:PORT] as written (an IPv6 address keeps its brackets)."""
     return netloc.rpartition("@")[2]

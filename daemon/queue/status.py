@@ -33,7 +33,7 @@ from privmask.daemon.journal import Journal
 from privmask.daemon.journal_queue import BrokerJob, QueueWorker
 from privmask.daemon.liveness import time_limit
 from privmask.daemon.queue.protocol import Topology
-from privmask.daemon.queue.settings import QueueSpec, shown
+from privmask.daemon.queue.settings import QueueSpec, error_text, shown
 from privmask.daemon.secrets import SecretError
 
 ASK_SECONDS = 2.0  # how long the broker gets to answer
@@ -79,8 +79,7 @@ def look(spec: QueueSpec) -> BrokerCounts | str:
             "with this `queue:` section"
         )
     except Exception as exc:  # down, refused, wrong password, TLS
-        reason = getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
-        return f"the broker does not answer: {reason}"
+        return f"the broker does not answer: {error_text(exc)}"
     return BrokerCounts(
         jobs.message_count, jobs.consumer_count, dead.message_count, reports.message_count
     )

@@ -31,7 +31,7 @@ from privmask.daemon.delivery import Custody
 from privmask.daemon.logs import configure, describe
 from privmask.daemon.queue.app import make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Report, Topology, signed
-from privmask.daemon.queue.settings import QueueSpec, shown
+from privmask.daemon.queue.settings import QueueSpec, error_text, shown
 from privmask.daemon.queue.task import WorkerSetup, publish_report, take
 from privmask.daemon.secrets import SecretError, read_secret
 
@@ -130,8 +130,9 @@ def reachable(spec: QueueSpec, url: str) -> None:
     try:
         connection.ensure_connection(max_retries=1, timeout=CONNECT_SECONDS)
     except Exception as exc:  # refused, unknown host, TLS, wrong password
-        reason = getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
-        raise ConfigError(f"cannot reach the broker {shown(spec.broker)}: {reason}") from None
+        raise ConfigError(
+            f"cannot reach the broker {shown(spec.broker)}: {error_text(exc)}"
+        ) from None
     finally:
         connection.release()
 
