@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 from typing import Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 
+from privmask.adapters import urls
 from privmask.daemon.secrets import read_secret
 from privmask.rules.base import StrictModel
 from privmask.rules.schema import SecretRef
@@ -118,25 +119,18 @@ def broker_url(url: str, password: bytes | None) -> str:
     """The URL with the password put in (quoted); for the connection only, never logged."""
     if password is None:
         return url
-    parts = urlsplit(url)
-    user = quote(parts.username or "", safe="")
-    netloc = f"{user}:{quote(password.decode(), safe='')}@{_host_port(parts.netloc)}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = unquote(urlsplit(url).username or "")  # as written, quoted: quoted once again
+    return urls.with_credentials(url, user, password.decode())
 
 
 def shown(url: str) -> str:
-    """The URL as logs and `privmask status` show it: never a password."""
-    parts = urlsplit(url)
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + _host_port(parts.netloc), parts.path, "", ""))
+    """The URL as logs and `privmask status` show it: never a password, but the user (which
+    of the broker's accounts this is)."""
+    user, bare = urlsplit(url).username, urls.redact(url)
+    return bare.replace("://", f"://{user}@", 1) if user else bare
 
 
 def error_text(exc: BaseException) -> str:
     """An error in one line: the broker's reply text when it sent one (ACCESS_REFUSED,
     NOT_FOUND), else the error itself."""
     return getattr(exc, "reply_text", None) or str(exc) or type(exc).__name__
-
-
-def _host_port(netloc: str) -> str:
-    """HOST[:PORT] as written (an IPv6 address keeps its brackets)."""
-    return netloc.rpartition("@")[2]

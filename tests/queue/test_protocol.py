@@ -160,3 +160,8 @@ def test_a_path_that_climbs_out_of_its_mapping_is_refused() -> None:
         local_path("/srv/privmask/inbox/../../etc/shadow", paths)
     with pytest.raises(ValueError, match="not a plain absolute path"):
         local_path("relative/clip.mp4", paths)
+
+
+def test_a_user_name_quoted_in_the_url_is_sent_as_it_means() -> None:
+    url = broker_url("amqps://site%40north@broker.example/privmask", b"pw")
+    assert url == "amqps://site%40north:pw@broker.example/privmask"
