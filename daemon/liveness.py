@@ -114,6 +114,14 @@ class StopSignal:
 _PR_SET_PDEATHSIG = 1
 
 
+def killed_with_parent() -> None:
+    """Ask Linux for SIGKILL when the thread that started this process ends
+    (PR_SET_PDEATHSIG); nothing where prctl is missing."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def die_with_parent(parent: int, stop: StopSignal) -> None:
     """End this process when its daemon (`parent`) ends, however it ends.
 
@@ -121,9 +129,7 @@ def die_with_parent(parent: int, stop: StopSignal) -> None:
     process: the service starts workers from its main thread only, which lives as long as
     the daemon. A watching thread covers systems without prctl: the stop pipe reads as
     closed when the daemon is gone, and getppid() then soon no longer names it."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    killed_with_parent()
     if os.getppid() != parent:  # it ended before the signal was asked for
         os._exit(1)
 

@@ -9,10 +9,8 @@ with it (a worker killed with kill -9 leaves no child redacting on).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import socket
 import threading
 import warnings
@@ -28,6 +26,7 @@ from kombu import Connection
 from privmask.daemon.config import Config, ConfigError
 from privmask.daemon.custody.sitekey import site_key
 from privmask.daemon.delivery import Custody
+from privmask.daemon.liveness import killed_with_parent
 from privmask.daemon.logs import configure, describe
 from privmask.daemon.queue.app import make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Report, Topology, signed
@@ -37,7 +36,6 @@ from privmask.daemon.secrets import SecretError, read_secret
 
 log = structlog.get_logger("privmask.worker")
 
-_PR_SET_PDEATHSIG = 1
 CONNECT_SECONDS = 5.0  # a broker that takes longer to answer is as good as down
 
 
@@ -147,9 +145,7 @@ def _quiet_chosen_setting(**_: Any) -> None:
 def _child_started(**_: Any) -> None:
     """A pool process: JSON logs, and death with its worker (PR_SET_PDEATHSIG)."""
     configure(json=True)
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    killed_with_parent()
 
 
 class _JsonLines(logging.Handler):
