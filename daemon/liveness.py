@@ -22,11 +22,13 @@ import signal
 import threading
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 import structlog
 
+from privmask.adapters.video import probe
 from privmask.daemon.journal import JobStateError, Journal
 
 log = structlog.get_logger("privmask.worker")
@@ -48,6 +50,15 @@ Overdue = Literal["no_heartbeat", "over_time"]
 def time_limit(duration_seconds: float) -> float:
     """Seconds a try at a clip of this duration may take before it is judged hung."""
     return FLOOR_SECONDS + SECONDS_PER_VIDEO_SECOND * max(0.0, duration_seconds)
+
+
+def clip_duration(clip: Path) -> float:
+    """The clip's duration in seconds, for its time limit; 0 (the floor) when it cannot be
+    probed: the try itself then fails quickly and says why."""
+    try:
+        return probe(clip).duration_s
+    except Exception:  # whatever an untrusted file makes the demuxer raise
+        return 0.0
 
 
 def overdue(heartbeat: float | None, deadline: float | None, now: float) -> Overdue | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from privmask.adapters.models import sha256_of
-from privmask.adapters.video import VideoError, probe
+from privmask.adapters.video import VideoError
 from privmask.daemon.config import Config
 from privmask.daemon.custody.source_deletion import delete_source
 from privmask.daemon.delivery import Custody, plan_delivery
@@ -41,6 +41,7 @@ from privmask.daemon.liveness import (
     FLOOR_SECONDS,
     Heartbeat,
     StopSignal,
+    clip_duration,
     die_with_parent,
     time_limit,
 )
@@ -136,7 +137,7 @@ def run_job(
     bound = log.bind(job=job.id, attempt=job.attempts, worker=worker)
     try:
         with opened_source(job) as clip:
-            limit = time_limit(_duration(clip))
+            limit = time_limit(clip_duration(clip))
             journal.update_claim(job.id, worker, deadline=time.time() + limit)
             bound.info("job_started", source=job.path, time_limit=round(limit))
             with Heartbeat(journal, job.id, worker):
@@ -195,15 +196,6 @@ def _failed(
             group_readable=config.quarantine_group_readable,
             recipients=config.escrow_recipients,
         )
-
-
-def _duration(clip: Path) -> float:
-    """The clip's duration in seconds, for its time limit; 0 (the floor) when it cannot be
-    probed: the try itself then fails quickly and says why."""
-    try:
-        return probe(clip).duration_s
-    except Exception:  # whatever an untrusted file makes the demuxer raise
-        return 0.0
 
 
 def process(

@@ -25,12 +25,12 @@ from celery import Celery
 from kombu import Connection, Message
 
 from privmask.adapters.minisign import SignatureError
-from privmask.adapters.video import probe
 from privmask.daemon.config import Config
 from privmask.daemon.delivery import Custody
 from privmask.daemon.job_steps import decide, opened_source
 from privmask.daemon.journal import Job, JobStateError, Journal
 from privmask.daemon.journal_queue import SENT
+from privmask.daemon.liveness import clip_duration
 from privmask.daemon.queue.app import HEARTBEAT_SECONDS, make_app
 from privmask.daemon.queue.protocol import TASK_NAME, Order, Report, Topology, signed, verified
 from privmask.daemon.queue.reports import Quarantine, Reports, dead_letter
@@ -154,7 +154,7 @@ class QueueLink:
         duration = 0.0
         try:
             with opened_source(job) as clip:
-                duration = probe(clip).duration_s
+                duration = clip_duration(clip)
                 decision = decide(job, clip, taken, self._config, swept, ruleset)[0]
                 review = decision.review
         except Exception:  # a clip that cannot be read: the worker's try says why

@@ -28,10 +28,9 @@ from amqp.exceptions import NotFound
 from kombu import Connection
 
 from privmask.adapters.untrusted import descriptor_path, open_regular
-from privmask.adapters.video import probe
 from privmask.daemon.journal import Journal
 from privmask.daemon.journal_queue import BrokerJob, QueueWorker
-from privmask.daemon.liveness import time_limit
+from privmask.daemon.liveness import clip_duration, time_limit
 from privmask.daemon.queue.protocol import Topology
 from privmask.daemon.queue.settings import QueueSpec, error_text, shown
 from privmask.daemon.secrets import SecretError
@@ -86,17 +85,15 @@ def look(spec: QueueSpec) -> BrokerCounts | str:
 
 
 def hard_limit(path: str) -> float:
-    """The hard time limit the daemon gave a try at this clip: from its duration (header
-    only, the file opened as the daemon opens sources); the shortest when it is unreadable
-    now (as the daemon does for a clip it cannot read when sending)."""
+    """The hard time limit the daemon gave a try at this clip, from its duration (the file
+    opened as the daemon opens sources); the shortest when it cannot be read now (as the
+    daemon does for a clip it cannot read when sending)."""
     try:
         fd = open_regular(Path(path))
     except OSError:
         return SHORTEST_LIMIT
     try:
-        return time_limit(probe(descriptor_path(fd)).duration_s)
-    except Exception:  # not a clip any more: the shortest limit
-        return SHORTEST_LIMIT
+        return time_limit(clip_duration(descriptor_path(fd)))
     finally:
         os.close(fd)
 
