@@ -61,6 +61,7 @@ def test_restart_keeps_a_durable_message_and_stop_leaves_nothing(
     publish(broker.url, "beside", "up")  # the module's node is another, still up
     assert take(broker.url, "beside") == "up"
     pids = own.pids
+    assert pids  # the node's processes, found
     own.stop()
     assert own.pids == []
     assert all(not _alive(pid) for pid in pids)
@@ -73,6 +74,7 @@ def test_restart_keeps_a_durable_message_and_stop_leaves_nothing(
 def test_kill_leaves_nothing(make_broker: Callable[..., Broker]) -> None:
     own = make_broker()
     pids = own.pids
+    assert pids  # the node's processes, found
     own.kill()
     assert all(not _alive(pid) for pid in pids)
     assert own.pids == []
