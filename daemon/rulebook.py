@@ -152,7 +152,11 @@ def publish(ruleset: RuleSet, snapshots: Path) -> None:
 
 def current_snapshot(snapshots: Path) -> RuleSet:
     """The set in force, as the daemon last published it."""
-    digest = (snapshots / "current").read_text().strip()
+    return snapshot(snapshots, (snapshots / "current").read_text().strip())
+
+
+def snapshot(snapshots: Path, digest: str) -> RuleSet:
+    """The set the daemon published as `digest`, refused if its files were changed since."""
     ruleset = RuleSet.from_paths([snapshots / digest])
     if ruleset.digest != digest:
         raise RuleFileError([Problem(str(snapshots / digest), 1, 1, "snapshot was altered")])

@@ -29,7 +29,8 @@ from privmask.daemon.job_steps import decide, opened_source
 from privmask.daemon.journal import EscrowCopy, Job, JobState, Journal
 from privmask.daemon.queue.protocol import Order, Report, verified
 from privmask.daemon.retry import RetryPolicy
-from privmask.rules.ruleset import Decision, RuleSet
+from privmask.daemon.rulebook import snapshot
+from privmask.rules.ruleset import Decision
 
 log = structlog.get_logger("privmask.queue")
 
@@ -168,9 +169,8 @@ class Reports:
     def _planned(self, job: Job, digest: str) -> tuple[Decision, Delivery, bool]:
         """The decision and the package this daemon plans for `job` under the rule set the
         worker used (a snapshot this daemon published)."""
-        folder = self._config.state / "rulesets" / digest
         try:
-            ruleset = RuleSet.from_paths([folder])
+            ruleset = snapshot(self._config.state / "rulesets", digest)
             taken = self._journal.first_file(job.id)
             swept = self._journal.swept_recording_time(job.id)
             with opened_source(job) as clip:

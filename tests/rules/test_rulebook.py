@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from privmask.adapters.models import ModelError
 from privmask.daemon.pipeline.setup import check_models
-from privmask.daemon.rulebook import RuleBook, current_snapshot, publish
+from privmask.daemon.rulebook import RuleBook, current_snapshot, publish, snapshot
 from privmask.rules.files import RuleFileError
 from privmask.rules.match import Facts
 from privmask.rules.ruleset import RuleSet
@@ -99,6 +99,21 @@ def test_snapshots_are_published_whole_for_workers(tmp_path: Path) -> None:
     publish(first, snapshots)  # a set published before: only the pointer moves back
     assert current_snapshot(snapshots).digest == first.digest
     assert len(list(snapshots.iterdir())) == 3
+
+
+def test_a_snapshot_changed_after_it_was_published_is_refused(tmp_path: Path) -> None:
+    """What a worker names by digest (`snapshot`, the set a `done` report says it used) is
+    loaded only as it was published: a file edited since makes another set."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(FACES)
+    snapshots = tmp_path / "rulesets"
+    published = RuleSet.from_paths([rules])
+    publish(published, snapshots)
+    assert snapshot(snapshots, published.digest).digest == published.digest
+    (snapshots / published.digest / "a.yaml").write_text(PEOPLE)
+    with pytest.raises(RuleFileError, match="snapshot was altered"):
+        snapshot(snapshots, published.digest)
 
 
 REGION = (
