@@ -317,9 +317,18 @@ class Journal(ReviewTable, EscrowTable, SweepTable, QueueTable):
             self._event(job_id, state, error, now)
             return state
 
-    def release(self, job_id: int, reason: str, delay: float, *, worker: str | None = None) -> None:
-        """A try stopped by the site's storage (full, read-only, missing): back to QUEUED in
-        `delay` seconds with the try given back, since nothing is known about the clip."""
+    def release(
+        self,
+        job_id: int,
+        reason: str,
+        delay: float,
+        *,
+        worker: str | None = None,
+        why: str = "waiting for storage",
+    ) -> None:
+        """A try stopped by no fault of the clip (the site's storage full, read-only or
+        missing; `why` names anything else): back to QUEUED in `delay` seconds with the try
+        given back, since nothing is known about the clip."""
         now = time.time()
         with self._transaction() as db:
             self._check_processing(job_id, worker)
@@ -328,7 +337,7 @@ class Journal(ReviewTable, EscrowTable, SweepTable, QueueTable):
                 "worker = NULL, heartbeat = NULL, not_before = ?, updated = ? WHERE id = ?",
                 (reason, now + delay, now, job_id),
             )
-            self._event(job_id, JobState.QUEUED, f"waiting for storage: {reason}", now)
+            self._event(job_id, JobState.QUEUED, f"{why}: {reason}", now)
 
     # -- operator side --------------------------------------------------------------------
 

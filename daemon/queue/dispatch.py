@@ -116,7 +116,7 @@ class QueueLink:
             try:
                 order = self._order(job, try_id)
             except Exception as exc:  # the rules or the journal unreadable now: later
-                self._journal.release(job.id, f"not sent: {error_text(exc)}", RECONNECT_SECONDS)
+                self._journal.release(job.id, error_text(exc), RECONNECT_SECONDS, why="not sent")
                 log.error("job_not_sent", job=job.id, error=error_text(exc))
                 self._stop.wait(RECONNECT_SECONDS)
                 continue
@@ -134,7 +134,9 @@ class QueueLink:
                 )
             except Exception:
                 # not confirmed: back to the journal, its try given back, sent again later
-                self._journal.release(job.id, "the broker did not take it", RECONNECT_SECONDS)
+                self._journal.release(
+                    job.id, "the broker did not take it", RECONNECT_SECONDS, why="not sent"
+                )
                 raise
             log.info(
                 "job_sent", job=job.id, attempt=job.attempts, time_limit=round(order.hard_limit)

@@ -107,7 +107,9 @@ class Reports:
         if self._journal.current_try(report.job) != report.try_id:
             return
         reason = str(report.detail.get("reason", "refused"))[:500]
-        self._journal.release(report.job, f"{report.worker}: {reason}", REFUSED_SECONDS)
+        self._journal.release(
+            report.job, f"{report.worker}: {reason}", REFUSED_SECONDS, why="refused by a worker"
+        )
         log.error("order_refused_by_worker", job=report.job, worker=report.worker, reason=reason)
 
     def _sealed(self, job: Job, detail: dict[str, Any], worker: str) -> None:
@@ -191,9 +193,13 @@ class Reports:
     def failed(self, job: Job, detail: dict[str, Any], worker: str) -> None:
         error, failure = str(detail.get("error", "failed")), detail.get("failure")
         bound = log.bind(job=job.id, attempt=job.attempts, worker=worker)
-        if failure == "wait":
-            self._journal.release(job.id, error, self._config.storage_check_seconds)
-            bound.warning("job_waiting_for_storage", reason=error)
+        if failure == "wait":  # the site's storage, or what this worker lacks: no try used
+            storage = detail.get("code") == "storage"
+            why = "waiting for storage" if storage else f"left to another worker by {worker}"
+            self._journal.release(job.id, error, self._config.storage_check_seconds, why=why)
+            bound.warning(
+                "job_waiting_for_storage" if storage else "job_left_by_worker", reason=error
+            )
             return
         state = self._journal.fail(job.id, error, self._policy, permanent=failure == "permanent")
         bound.warning("job_failed", reason=error, state=str(state), code=detail.get("code"))

@@ -155,3 +155,7 @@ def test_a_worker_that_cannot_verify_an_order_does_not_lose_the_job(site, tmp_pa
     assert s.daemon.stop() == 0
     assert _rows(s, "SELECT state, attempts FROM jobs WHERE id = 1") == [("done", 1)]
     assert not [e for e in s.daemon.events if e.get("event") == "job_failed"]
+    # the job's history says what happened (it is read by a person, in privmask status)
+    history = [d for (d,) in _rows(s, "SELECT detail FROM job_events WHERE job_id = 1")]
+    back = [d for d in history if wrong.name in d]
+    assert back and all(d.startswith("refused by a worker: ") for d in back), history

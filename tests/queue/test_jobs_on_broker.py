@@ -310,6 +310,8 @@ def test_a_worker_without_the_models_leaves_the_clip_to_another_without_using_a_
     assert s.daemon.stop() == 0
     assert len(s.daemon.packages()) == 1
     assert journal_rows(s, "SELECT state, attempts FROM jobs") == [("done", 1)]
+    history = [d for (d,) in journal_rows(s, "SELECT detail FROM job_events WHERE job_id = 1")]
+    assert any(d.startswith(f"left to another worker by {broken.name}: ") for d in history)
 
 
 def test_the_sites_custodians_apply_whatever_a_workers_config_says(
